@@ -1,0 +1,79 @@
+# audience — build, install and test.
+#   make                      build the C core for Lua 5.4  -> build/lua5.4/audience/core.so
+#   make LUA=luajit           build the C core for LuaJIT   -> build/luajit/audience/core.so
+#   make install [PREFIX=..]  install the Lua modules and the core for $(LUA)
+#   make test                 run the whole test suite (ends with "tests: N passed, N failed")
+#   make deps                 install the Debian packages the project needs (root)
+#   make examples             run examples/ against the bundled mock servers
+
+LUA        ?= lua5.4
+PREFIX     ?= /usr/local
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(LUA),luajit)
+  LUA_PC      ?= luajit
+  LUA_VERSION ?= 5.1
+else
+  LUA_PC      ?= $(LUA)
+  LUA_VERSION ?= $(patsubst lua%,%,$(LUA))
+endif
+
+# Recursive (=) on purpose: `make deps install` must ask pkg-config only after deps
+# has installed it. The rockspec passes LUA_INCDIR; by hand we ask pkg-config.
+ifdef LUA_INCDIR
+  LUA_CFLAGS = -I$(LUA_INCDIR)
+else
+  LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+endif
+CURL_CFLAGS   = $(shell $(PKG_CONFIG) --cflags libcurl libcrypto)
+CURL_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  ?=
+ALL_LDFLAGS = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+BUILD    ?= build/$(LUA)
+SOURCES  := $(wildcard src/*.c)
+OBJECTS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SOURCES))
+CORE     := $(BUILD)/audience/core.so
+
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(PREFIX)/bin
+
+.PHONY: all install uninstall test deps examples clean check-c lint
+
+all: $(CORE)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE): $(OBJECTS) | $(BUILD)/audience
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) -lpthread
+
+$(BUILD)/obj $(BUILD)/audience:
+	mkdir -p $@
+
+install: $(CORE)
+	install -d $(DESTDIR)$(INST_LUADIR)/audience/providers $(DESTDIR)$(INST_LIBDIR)/audience
+	install -m 644 lua/audience/*.lua $(DESTDIR)$(INST_LUADIR)/audience/
+	install -m 644 lua/audience/providers/*.lua $(DESTDIR)$(INST_LUADIR)/audience/providers/
+	install -m 755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/audience/core.so
+
+uninstall:
+	rm -rf $(DESTDIR)$(INST_LUADIR)/audience $(DESTDIR)$(INST_LIBDIR)/audience
+
+deps:
+	bash scripts/install-deps.sh
+
+test:
+	bash scripts/test.sh
+
+examples: all
+	bash scripts/run-examples.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,121 @@
+#include "ratelimit.h"
+
+#include <math.h>
+
+void aud_rl_init(struct aud_rl_state *s)
+{
+    s->budget_limit = NAN;
+    s->budget_per = NAN;
+    s->tokens = NAN;
+    s->tokens_at = NAN;
+    s->limit = NAN;
+    s->remaining = NAN;
+    s->reset_at = NAN;
+    s->blocked_until = NAN;
+}
+
+static int has_budget(const struct aud_rl_state *s)
+{
+    return !isnan(s->budget_limit);
+}
+
+void aud_rl_advance(struct aud_rl_state *s, double now)
+{
+    if (has_budget(s)) {
+        double elapsed = now - s->tokens_at;
+        if (elapsed > 0) {
+            double rate = s->budget_limit / s->budget_per;
+            s->tokens = fmin(s->budget_limit, s->tokens + elapsed * rate);
+        }
+        /* Also moved when the wall clock stepped back: keeping the later
+         * stamp would starve the bucket until the clock caught up. */
+        s->tokens_at = now;
+    }
+    if (!isnan(s->reset_at) && now >= s->reset_at) {
+        s->remaining = s->limit; /* NaN if the size was never reported */
+        s->reset_at = NAN;
+    }
+}
+
+void aud_rl_configure(struct aud_rl_state *s, double limit, double per,
+                      double now)
+{
+    aud_rl_advance(s, now);
+    if (has_budget(s)) {
+        double old_rate = s->budget_limit / s->budget_per;
+        double new_rate = limit / per;
+        if (new_rate < old_rate ||
+            (new_rate == old_rate && limit < s->budget_limit)) {
+            s->budget_limit = limit;
+            s->budget_per = per;
+            /* Switching budgets must not grant a fresh burst. */
+            s->tokens = fmin(s->tokens, limit);
+        }
+        return;
+    }
+    s->budget_limit = limit;
+    s->budget_per = per;
+    s->tokens = limit;
+    s->tokens_at = now;
+}
+
+double aud_rl_acquire(struct aud_rl_state *s, double now)
+{
+    aud_rl_advance(s, now);
+    double wait = 0;
+    if (s->blocked_until > now)
+        wait = s->blocked_until - now;
+    if (has_budget(s) && s->tokens < 1 - AUD_RL_TOKEN_SLACK) {
+        double rate = s->budget_limit / s->budget_per;
+        wait = fmax(wait, (1 - s->tokens) / rate);
+    }
+    /* With no known reset the server is left to answer 429 + Retry-After:
+     * guessing a window length would stall clients for nothing. */
+    if (s->remaining < 1 && !isnan(s->reset_at))
+        wait = fmax(wait, s->reset_at - now + AUD_RL_RESET_MARGIN);
+    if (wait > 0)
+        return wait;
+    if (has_budget(s))
+        s->tokens -= 1;
+    if (!isnan(s->remaining))
+        s->remaining -= 1;
+    return 0;
+}
+
+void aud_rl_observe(struct aud_rl_state *s, double limit, double remaining,
+                    double reset_at, double now)
+{
+    aud_rl_advance(s, now);
+    if (!isnan(limit))
+        s->limit = limit;
+    if (!isnan(remaining)) {
+        /* Responses to concurrent requests arrive in any order; within one
+         * window the smallest count is the freshest. */
+        if (!isnan(reset_at) && !isnan(s->reset_at) && !isnan(s->remaining) &&
+            fabs(s->reset_at - reset_at) <= 1.0)
+            s->remaining = fmin(s->remaining, remaining);
+        else
+            s->remaining = remaining;
+    }
+    if (!isnan(reset_at))
+        s->reset_at = reset_at;
+}
+
+void aud_rl_penalize(struct aud_rl_state *s, double until)
+{
+    if (isnan(s->blocked_until) || until > s->blocked_until)
+        s->blocked_until = until;
+}
+
+double aud_rl_reset_at(double value, enum aud_rl_reset_style style, double now)
+{
+    switch (style) {
+    case AUD_RL_RESET_EPOCH:
+        return value;
+    case AUD_RL_RESET_DELTA:
+        return now + value;
+    case AUD_RL_RESET_AUTO:
+    default:
+        return value > 1e9 ? value : now + value;
+    }
+}
