@@ -1,0 +1,377 @@
+-- A client for one provider: validates options, owns the HTTP handle and the account's
+-- limiter, and runs every call through one pipeline (build URL and headers, wait for
+-- quota, send, learn from the rate-limit headers, retry what is safe to retry, turn
+-- the answer into a value or an audience.Error). Providers only describe themselves.
+local core = require "audience.core"
+local json = require "audience.json"
+local Error = require "audience.error"
+local readers = require "audience.error_readers"
+local limiter = require "audience.limiter"
+local options = require "audience.options"
+local transport = require "audience.transport"
+local auth = require "audience.auth"
+
+local Client = {}
+Client.__index = Client
+
+local REDACTED = "[REDACTED]"
+
+-- Methods whose repetition cannot do anything twice; everything else is retried only
+-- when the request provably never reached the server.
+local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+local MERGE_PATCH = "application/merge-patch+json"
+
+local function user_agent()
+  local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
+  local curl = core.curl_version():match("^(%S+)") or "libcurl"
+  return ("audience/%s (%s; %s)"):format(core._VERSION, lua, curl)
+end
+
+--- Replaces every occurrence of the client's secrets in `s` (plain text, not patterns).
+function Client:_scrub(s)
+  if type(s) ~= "string" then return s end
+  for _, secret in ipairs(self._secrets) do
+    local from = 1
+    while true do
+      local i, j = s:find(secret, from, true)
+      if not i then break end
+      s = s:sub(1, i - 1) .. REDACTED .. s:sub(j + 1)
+      from = i + #REDACTED
+    end
+  end
+  return s
+end
+
+function Client:_error(fields, method, path, url)
+  fields.provider = self._provider.name
+  fields.method = method
+  fields.path = self:_scrub(path)
+  fields.url = self:_scrub(url)
+  fields.message = self:_scrub(fields.message)
+  if fields.details then
+    for _, d in ipairs(fields.details) do d.message = self:_scrub(d.message) end
+  end
+  return Error.new(fields)
+end
+
+-- Query tables may hold Lua lists; providers say whether a list is sent comma-joined
+-- (`tags=1,2`) or as a repeated key (`tags=1&tags=2`, what the core does by itself).
+local function prepare_query(query, style)
+  if style ~= "comma" then return query end
+  local copy
+  for k, v in pairs(query) do
+    if type(v) == "table" then
+      copy = copy or {}
+      local parts = {}
+      for i = 1, #v do parts[i] = tostring(v[i]) end
+      copy[k] = table.concat(parts, ",")
+    end
+  end
+  if not copy then return query end
+  for k, v in pairs(query) do
+    if copy[k] == nil then copy[k] = v end
+  end
+  return copy
+end
+
+function Client:_url(path, query)
+  local url = self.base_url .. path
+  if query and next(query) ~= nil then
+    local q = core.build_query(prepare_query(query, self._provider.query_arrays))
+    if q ~= "" then url = url .. "?" .. q end
+  end
+  return url
+end
+
+local HEADER_NAME = "^[%w!#$%%&'*+.^_`|~-]+$"
+
+local function add_user_headers(lines, headers)
+  for name, value in pairs(headers) do
+    if type(name) ~= "string" or not name:find(HEADER_NAME) then
+      error(("audience: bad header name %q"):format(tostring(name)), 0)
+    end
+    if type(value) == "number" then value = tostring(value) end
+    if type(value) ~= "string" or value:find("[%z\r\n]") then
+      error(("audience: bad value for header '%s' (string without CR, LF or NUL expected)"):format(name), 0)
+    end
+    lines[#lines + 1] = name .. ": " .. value
+  end
+end
+
+function Client:_redacted_headers(lines)
+  local out = {}
+  for _, line in ipairs(lines) do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    if name then
+      if self._secret_headers[name:lower()] then value = REDACTED end
+      out[name] = self:_scrub(value)
+    end
+  end
+  return out
+end
+
+function Client:_wait_for_quota(method, path, url)
+  local lim, rl = self._limiter, self._rate_limit
+  local waited = 0
+  -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
+  for _ = 1, 100000 do
+    local wait = lim:acquire(self._now())
+    if wait <= 0 then return true end
+    if not rl.wait or (rl.max_wait and waited + wait > rl.max_wait) then
+      return nil, self:_error({
+        kind = "rate_limited", retry_after = wait,
+        message = ("quota of the account is used up; next request allowed in %.3g s"):format(wait),
+      }, method, path, url)
+    end
+    self._sleep(wait)
+    waited = waited + wait
+  end
+  return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url)
+end
+
+function Client:_observe(headers)
+  local names = self._provider.rate_headers
+  if not names then return end
+  local limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
+  if limit or remaining or reset_at then
+    self._limiter:observe(limit, remaining, reset_at, self._now())
+  end
+end
+
+local function snippet(body)
+  local s = body:sub(1, 160):gsub("[%c]+", " ")
+  if #body > 160 then s = s .. "…" end
+  return s
+end
+
+-- Turns a complete HTTP answer into (value) or (nil, err fields, retryable, delay).
+function Client:_interpret(method, status, body, headers, state)
+  local provider = self._provider
+  if status >= 200 and status < 300 then
+    if body == "" or method == "HEAD" then
+      if method == "GET" then
+        return nil, { kind = "decode", status = status, message = "empty response body" }
+      end
+      return true
+    end
+    local value, msg = json.decode(body)
+    if value == nil then
+      return nil, { kind = "decode", status = status, message = "invalid JSON in response: " .. msg }
+    end
+    if provider.unwrap then
+      local unwrapped, why = provider.unwrap(value, status)
+      if unwrapped == nil then
+        return nil, { kind = "decode", status = status, message = why }
+      end
+      value = unwrapped
+    end
+    return value
+  end
+
+  if method == "DELETE" and status == 404 and state.maybe_done then
+    -- An earlier attempt may have deleted it before its answer was lost: gone is gone.
+    return true
+  end
+
+  local decoded = body ~= "" and json.decode(body) or nil
+  local read = readers[provider.errors or "api_platform"]
+  local fields = read(decoded, status, headers) or {}
+  fields.status = status
+  fields.kind = fields.kind or Error.kind_for_status(status)
+  if not fields.message then
+    fields.message = (decoded == nil and body ~= "") and snippet(body) or ("HTTP " .. status)
+  end
+  fields.retry_after = core.parse_retry_after(headers["retry-after"] or "", self._now())
+
+  local limited = fields.kind == "rate_limited"
+    or (provider.rate_limited and provider.rate_limited(status, headers, decoded))
+  if limited then
+    fields.kind = "rate_limited"
+    if fields.retry_after then
+      self._limiter:penalize(self._now() + fields.retry_after)
+    end
+    -- The server refused it, so repeating is safe whatever the method; the limiter
+    -- makes the next attempt wait for the Retry-After.
+    if not self._rate_limit.wait then return nil, fields, false end
+    if self._rate_limit.max_wait and (fields.retry_after or 0) > self._rate_limit.max_wait then
+      return nil, fields, false
+    end
+    return nil, fields, true, fields.retry_after and 0 or nil
+  end
+
+  if status >= 500 then state.maybe_done = true end
+  if status == 502 or status == 503 or status == 504 then
+    return nil, fields, state.repeatable, fields.retry_after
+  end
+  return nil, fields, false
+end
+
+function Client:_hook(name, info)
+  local hook = self[name]
+  if hook then hook(info) end
+end
+
+--- The one path every call takes. `spec`: query, body (table or string), content_type,
+--- headers, timeout, idempotency_key.
+function Client:_call(method, path, spec)
+  spec = spec or {}
+  local provider = self._provider
+  local url = self:_url(path, spec.query)
+  local body, content_type = spec.body, spec.content_type
+  if type(body) == "table" then
+    local text, msg = json.encode(body)
+    if not text then error("audience: request body cannot be sent as JSON: " .. msg, 3) end
+    body = text
+  end
+  if body ~= nil then content_type = content_type or "application/json" end
+
+  local base = { "Accept: application/json" }
+  if content_type then base[#base + 1] = "Content-Type: " .. content_type end
+  local idempotency_key = spec.idempotency_key
+  if provider.idempotency_header and method == "POST" then
+    idempotency_key = idempotency_key or core.random_hex(16)
+    base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
+  end
+  if spec.headers then add_user_headers(base, spec.headers) end
+
+  local state = {
+    repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
+      or (provider.idempotency_header ~= nil and idempotency_key ~= nil),
+    maybe_done = false,
+  }
+  local hooked = self.on_request or self.on_response
+  local attempts = self.retries + 1
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local ok, quota_err = self:_wait_for_quota(method, path, url)
+    if not ok then return nil, quota_err end
+
+    local lines = self._auth(self, method, url, body, base)
+    local info
+    if hooked then
+      info = {
+        provider = provider.name, method = method, url = self:_scrub(url), path = self:_scrub(path),
+        attempt = attempt, headers = self:_redacted_headers(lines),
+        rate_limit = self:rate_limit(),
+      }
+      self:_hook("on_request", info)
+    end
+
+    local started = core.monotonic()
+    local status, rbody, rheaders, extra = self._http:perform(method, url, lines, body, spec.timeout)
+    local elapsed = core.monotonic() - started
+
+    local res, value, fields, retryable, delay
+    if status then
+      res = { status = status, headers = rheaders }
+      self:_observe(rheaders)
+      value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, state)
+    else
+      -- rbody is the failure kind, rheaders the message, extra whether it was sent.
+      local kind, message, sent = rbody, rheaders, extra
+      fields = { kind = (kind == "timeout") and "timeout" or "network", message = message }
+      if kind == "tls" or kind == "too_large" then
+        fields.code = kind
+        retryable = false
+      else
+        retryable = (not sent) or state.repeatable
+      end
+      if sent then state.maybe_done = true end
+    end
+    self.last_response = res
+
+    local err = fields and self:_error(fields, method, path, url)
+    if hooked then
+      info.status = status
+      info.elapsed = elapsed
+      info.error = err
+      info.response_headers = rheaders ~= nil and status and rheaders or nil
+      info.rate_limit = self:rate_limit()
+      self:_hook("on_response", info)
+    end
+
+    if not err then return value, nil, res end
+    if not retryable or attempt >= attempts then return nil, err, res end
+    self._sleep(delay or core.backoff(attempt, self._backoff.base, self._backoff.max))
+  end
+end
+
+local function check_request_args(method, path, opts)
+  if type(method) ~= "string" or not method:find("^%a+$") then
+    error("audience: bad argument #1 to 'request' (method: HTTP method name expected, got "
+      .. type(method) .. ")", 0)
+  end
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path:find("[%z\r\n ]") then
+    error("audience: bad argument #2 to 'request' (path: string starting with '/' expected, got "
+      .. (type(path) == "string" and ("%q"):format(path) or type(path)) .. ")", 0)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("audience: bad argument #3 to 'request' (opts: table expected, got " .. type(opts) .. ")", 0)
+  end
+end
+
+--- The escape hatch: any route of the API, with the same auth, quota and retries.
+--- Returns body, nil, res on success and nil, err, res on failure.
+function Client:request(method, path, opts)
+  check_request_args(method, path, opts)
+  opts = opts or {}
+  options.check_call_options("request", opts, { query = "table", body = "any", headers = "table",
+    timeout = "positive", content_type = "string", idempotency_key = "string" })
+  return self:_call(method:upper(), path, opts)
+end
+
+--- The account's quota as last known: { limit =, remaining =, reset_at = }.
+function Client:rate_limit()
+  local s = self._limiter:state(self._now())
+  return { limit = s.limit, remaining = s.remaining, reset_at = s.reset_at,
+           blocked_until = s.blocked_until }
+end
+
+--- Releases the connection. Calling it twice is harmless; calls after it raise.
+function Client:close()
+  self._http:close()
+end
+
+Client.__close = Client.close
+
+local M = {}
+
+--- Builds a client for `provider` (a description from audience.providers.*).
+function M.new(provider, opts)
+  local o = options.check_constructor("audience." .. provider.name, provider, opts)
+
+  local self = setmetatable({}, Client)
+  self._provider = provider
+  self.base_url = (o.base_url or provider.default_base_url(o)):gsub("/+$", "")
+  self.retries = o.retries or 2
+  self.on_request, self.on_response = o.on_request, o.on_response
+  self._backoff = { base = (o.backoff and o.backoff.base) or 0.25, max = (o.backoff and o.backoff.max) or 20 }
+
+  local a = auth.prepare(provider, o)
+  self._auth, self._secrets, self._secret_headers = a.lines, a.secrets, a.secret_headers
+
+  local t = transport.new(o.transport, {
+    timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,
+    ca_file = o.ca_file, proxy = o.proxy, user_agent = o.user_agent or user_agent(),
+    max_body = o.max_body,
+  })
+  self._http, self._sleep, self._now = t.http, t.sleep, t.now
+
+  local rl = {}
+  for k, v in pairs(o.rate_limit or {}) do rl[k] = v end
+  if rl.wait == nil then rl.wait = true end
+  if not rl.limit and provider.default_budget then
+    rl.limit, rl.per = provider.default_budget.limit, provider.default_budget.per
+  end
+  self._rate_limit = rl
+  -- The account is named by a digest of the credential, so the key itself is never
+  -- used as a name anywhere (a file, a Redis key, a shared dict).
+  local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
+  self._limiter = limiter.new(provider.name .. ":" .. account, rl)
+
+  require("audience.resource").attach(self, provider)
+  return self
+end
+
+return M

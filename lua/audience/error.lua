@@ -1,0 +1,48 @@
+-- audience.Error: the one shape every failed call returns (and every iterator raises).
+local Error = {}
+Error.__index = Error
+Error.__name = "audience.Error"
+
+Error.KINDS = {
+  network = true, timeout = true, rate_limited = true, auth = true, validation = true,
+  not_found = true, conflict = true, server = true, decode = true, http = true,
+}
+
+function Error.new(fields)
+  assert(Error.KINDS[fields.kind], "unknown error kind")
+  return setmetatable(fields, Error)
+end
+
+function Error.is(v)
+  return getmetatable(v) == Error
+end
+
+--- The kind an HTTP status means when the provider's body says nothing more precise.
+function Error.kind_for_status(status)
+  if status == 400 or status == 422 or status == 415 then return "validation" end
+  if status == 401 or status == 403 then return "auth" end
+  if status == 404 or status == 410 then return "not_found" end
+  if status == 409 then return "conflict" end
+  if status == 429 then return "rate_limited" end
+  if status >= 500 then return "server" end
+  return "http"
+end
+
+-- "systeme: 422 validation: email: This value is already used (POST /contacts)"
+function Error:__tostring()
+  local out = { self.provider or "audience", ": " }
+  if self.status then out[#out + 1] = tostring(self.status) .. " " end
+  out[#out + 1] = self.kind
+  if self.message and self.message ~= "" then
+    out[#out + 1] = ": " .. self.message
+  end
+  if self.retry_after then
+    out[#out + 1] = string.format(" (retry after %.3g s)", self.retry_after)
+  end
+  if self.method and self.path then
+    out[#out + 1] = " (" .. self.method .. " " .. self.path .. ")"
+  end
+  return table.concat(out)
+end
+
+return Error

@@ -1,0 +1,325 @@
+-- Turns a provider's resource descriptions into resource tables on a client:
+-- list/each/pages/get/create/update/delete plus named actions, with arguments checked
+-- and ids percent-encoded into paths.
+--
+-- A resource description (all fields optional except path):
+--   path = "/contacts"            collection path; may hold {scope} placeholders
+--   item = "/contacts/{id}"       item path (default path .. "/{id}")
+--   scope = { "list_id" }         leading arguments of every method, filling placeholders
+--   key = "slug"                  what the item argument is called in errors (default "id")
+--   list = true | { paginated = false }
+--   get, create, delete = true
+--   update = { method = "PATCH" | "PUT", merge_patch = bool }
+--   actions = { name = { method =, path =, args = { {name, kind}, ... },
+--                        body = { json_field = "arg name" } | "arg name", query = {...} } }
+local core = require "audience.core"
+local options = require "audience.options"
+
+local M = {}
+
+local MERGE_PATCH = "application/merge-patch+json"
+local MAX_EXACT = 2 ^ 53
+
+local function bad(fname, n, name, expected, v)
+  error(("audience: bad argument #%d to '%s' (%s: %s expected, got %s)")
+    :format(n, fname, name, expected, options.describe(v)), 0)
+end
+
+local ARG_KINDS = {
+  id = function(v)
+    if type(v) == "string" then return v ~= "" end
+    return options.integral(v) and math.abs(v) < MAX_EXACT
+  end,
+  string = function(v) return type(v) == "string" and v ~= "" end,
+  table = function(v) return type(v) == "table" end,
+  optional_table = function(v) return v == nil or type(v) == "table" end,
+}
+
+local ARG_EXPECTED = {
+  id = "integer or non-empty string", string = "non-empty string", table = "table",
+  optional_table = "table or nil",
+}
+
+local function check_arg(fname, n, name, kind, v)
+  if not ARG_KINDS[kind](v) then bad(fname, n, name, ARG_EXPECTED[kind], v) end
+end
+
+-- Ids go into a single path segment: "../tags" must not climb out of it.
+local function segment(v)
+  if type(v) == "number" then return string.format("%d", v) end
+  local s = core.urlencode(v)
+  if s == "." or s == ".." then s = s:gsub("%.", "%%2E") end
+  return s
+end
+
+local function fill(template, values)
+  return (template:gsub("{([%w_]+)}", function(name)
+    local v = values[name]
+    if v == nil then error("audience: no value for path placeholder {" .. name .. "}", 0) end
+    return segment(v)
+  end))
+end
+
+local function copy(t)
+  local out = {}
+  if t then for k, v in pairs(t) do out[k] = v end end
+  return out
+end
+
+local CALL_OPTIONS = { idempotency_key = "string", timeout = "positive", headers = "table" }
+
+local function call_spec(fname, opts, spec)
+  if opts ~= nil then
+    if type(opts) ~= "table" then bad(fname, 3, "opts", "table or nil", opts) end
+    options.check_call_options(fname, opts, CALL_OPTIONS)
+    spec.idempotency_key, spec.timeout, spec.headers = opts.idempotency_key, opts.timeout, opts.headers
+  end
+  return spec
+end
+
+-- Paging styles: how to ask for a page and how to read one.
+--   first(cfg, params, iterating) -> query for the first page
+--   read(cfg, body, query) -> items, has_more, total, next_query
+local PAGING = {}
+
+PAGING.cursor = {
+  first = function(cfg, params, iterating)
+    local q = copy(params)
+    q.max_items = nil
+    if iterating and q[cfg.size] == nil then
+      q[cfg.size] = cfg.max
+      if params.max_items and params.max_items < cfg.max then
+        q[cfg.size] = math.max(cfg.min or 1, params.max_items)
+      end
+    end
+    return q
+  end,
+  read = function(cfg, body, query)
+    local items = body[cfg.items]
+    if type(items) ~= "table" then return nil, "response has no '" .. cfg.items .. "' list" end
+    local has_more = body[cfg.more] == true and #items > 0
+    local nxt
+    if has_more then
+      local last = items[#items]
+      local cursor = type(last) == "table" and last[cfg.id]
+      if cursor == nil then return nil, "last item has no '" .. cfg.id .. "' to continue from" end
+      if cursor == query[cfg.cursor] then return nil, "pagination did not advance" end
+      nxt = copy(query)
+      nxt[cfg.cursor] = cursor
+    end
+    return items, has_more, nil, nxt
+  end,
+}
+
+PAGING.none = {
+  first = function(_, params) local q = copy(params); q.max_items = nil; return q end,
+  read = function(cfg, body)
+    local items = body
+    if cfg and cfg.items and type(body) == "table" and body[cfg.items] ~= nil then
+      items = body[cfg.items]
+    end
+    if type(items) ~= "table" then return nil, "response is not a list" end
+    return items, false, nil, nil
+  end,
+}
+
+M.PAGING = PAGING
+
+local Resource = {}
+Resource.__index = Resource
+
+function Resource:_scope(fname, args)
+  local values = {}
+  for i, name in ipairs(self._def.scope or {}) do
+    check_arg(fname, i, name, "id", args[i])
+    values[name] = args[i]
+  end
+  return values
+end
+
+function Resource:_item_path(fname, n, id, values)
+  check_arg(fname, n, self._def.key or "id", "id", id)
+  values.id = id
+  return fill(self._def.item or (self._def.path .. "/{id}"), values)
+end
+
+function Resource:_paging()
+  local def = self._def
+  if type(def.list) == "table" and def.list.paginated == false then
+    return PAGING.none, def.list.paging or self._client._provider.paging
+  end
+  local cfg = self._client._provider.paging
+  return PAGING[cfg.style], cfg
+end
+
+-- One page: a table { items, has_more, total, next }.
+function Resource:_page(path, query)
+  local client = self._client
+  local style, cfg = self:_paging()
+  local body, err, res = client:_call("GET", path, { query = query })
+  if body == nil then return nil, err, res end
+  local items, has_more, total, nxt = style.read(cfg, body, query)
+  if items == nil then
+    local e = client:_error({ kind = "decode", status = res and res.status, message = has_more },
+      "GET", path, client:_url(path, query))
+    return nil, e, res
+  end
+  return { items = items, has_more = has_more, total = total, next = nxt }, nil, res
+end
+
+local function split_scope(self, fname, ...)
+  local nscope = #(self._def.scope or {})
+  local args = { ... }
+  local values = self:_scope(fname, args)
+  local params = args[nscope + 1]
+  if params ~= nil and type(params) ~= "table" then
+    bad(fname, nscope + 1, "params", "table or nil", params)
+  end
+  if params and params.max_items ~= nil and not (options.integral(params.max_items) and params.max_items >= 0) then
+    bad(fname, nscope + 1, "params.max_items", "non-negative integer", params.max_items)
+  end
+  return fill(self._def.path, values), params or {}
+end
+
+local function list(self, ...)
+  local fname = self._name .. ":list"
+  local path, params = split_scope(self, fname, ...)
+  local style, cfg = self:_paging()
+  return self:_page(path, style.first(cfg, params, false))
+end
+
+-- Iterates pages lazily; only the current page is held, whatever the total.
+local function pages(self, ...)
+  local fname = self._name .. ":pages"
+  local path, params = split_scope(self, fname, ...)
+  local style, cfg = self:_paging()
+  local query = style.first(cfg, params, true)
+  local done = false
+  return function()
+    if done then return nil end
+    local page, err = self:_page(path, query)
+    if not page then done = true; error(err) end
+    if page.next then query = page.next else done = true end
+    return page
+  end
+end
+
+local function each(self, ...)
+  local fname = self._name .. ":each"
+  local _, params = split_scope(self, fname, ...)
+  local max_items = params.max_items
+  local next_page = pages(self, ...)
+  local page, i, yielded = nil, 0, 0
+  return function()
+    if max_items and yielded >= max_items then return nil end
+    while true do
+      if page then
+        i = i + 1
+        local item = page.items[i]
+        if item ~= nil then
+          yielded = yielded + 1
+          return item
+        end
+      end
+      page = next_page()
+      i = 0
+      if page == nil then return nil end
+    end
+  end
+end
+
+local function get(self, ...)
+  local fname = self._name .. ":get"
+  local args = { ... }
+  local values = self:_scope(fname, args)
+  local n = #(self._def.scope or {}) + 1
+  return self._client:_call("GET", self:_item_path(fname, n, args[n], values))
+end
+
+local function create(self, ...)
+  local fname = self._name .. ":create"
+  local args = { ... }
+  local values = self:_scope(fname, args)
+  local n = #(self._def.scope or {}) + 1
+  check_arg(fname, n, "body", "table", args[n])
+  return self._client:_call("POST", fill(self._def.path, values),
+    call_spec(fname, args[n + 1], { body = args[n] }))
+end
+
+local function update(self, ...)
+  local fname = self._name .. ":update"
+  local args = { ... }
+  local values = self:_scope(fname, args)
+  local n = #(self._def.scope or {}) + 1
+  local path = self:_item_path(fname, n, args[n], values)
+  check_arg(fname, n + 1, "body", "table", args[n + 1])
+  local how = self._def.update
+  local spec = call_spec(fname, args[n + 2], { body = args[n + 1] })
+  if how.merge_patch then spec.content_type = MERGE_PATCH end
+  return self._client:_call(how.method, path, spec)
+end
+
+local function delete(self, ...)
+  local fname = self._name .. ":delete"
+  local args = { ... }
+  local values = self:_scope(fname, args)
+  local n = #(self._def.scope or {}) + 1
+  return self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
+end
+
+-- Ids that the API wants as JSON integers may be given as digit strings.
+local function json_id(v)
+  if type(v) == "string" and v:find("^%d+$") and #v < 16 then return tonumber(v) end
+  return v
+end
+
+local function action(name, def)
+  return function(self, ...)
+    local fname = self._name .. ":" .. name
+    local args = { ... }
+    local values = self:_scope(fname, args)
+    local base = #(self._def.scope or {})
+    for i, arg in ipairs(def.args or {}) do
+      check_arg(fname, base + i, arg[1], arg[2], args[base + i])
+      values[arg[1]] = args[base + i]
+    end
+    local spec = {}
+    if type(def.body) == "string" then
+      spec.body = values[def.body]
+    elseif type(def.body) == "table" then
+      local body = {}
+      for field, argname in pairs(def.body) do body[field] = json_id(values[argname]) end
+      spec.body = body
+    end
+    if def.query then
+      spec.query = {}
+      for field, argname in pairs(def.query) do spec.query[field] = values[argname] end
+    end
+    return self._client:_call(def.method, fill(def.path, values), spec)
+  end
+end
+
+local OPS = { get = get, create = create, update = update, delete = delete }
+
+local function build(client, name, def)
+  local r = setmetatable({ _client = client, _def = def, _name = name }, Resource)
+  if def.list then
+    r.list, r.each, r.pages = list, each, pages
+  end
+  for op, fn in pairs(OPS) do
+    if def[op] then r[op] = fn end
+  end
+  for action_name, adef in pairs(def.actions or {}) do
+    r[action_name] = action(action_name, adef)
+  end
+  return r
+end
+
+--- Puts one resource table per described resource on `client`.
+function M.attach(client, provider)
+  for name, def in pairs(provider.resources) do
+    client[name] = build(client, name, def)
+  end
+end
+
+return M
