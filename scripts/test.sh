@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The whole test suite. Every stage adds to one count, and the last line is always
+#   tests: N passed, N failed
+# Stages: C builds (gcc/clang x Lua 5.4/LuaJIT), luacheck, the busted specs under
+# Lua 5.4, and the core under valgrind for the pagination and retry specs.
+# Set AUDIENCE_TEST_QUICK=1 to run only the specs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+log_dir=$(mktemp -d "${TMPDIR:-/tmp}/audience-test.XXXXXX")
+trap 'rm -rf "$log_dir"' EXIT
+
+pass() { passed=$((passed + 1)); echo "ok   - $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL - $1"; }
+
+# Runs a command as one counted check, showing its output only when it fails.
+check() {
+  local name=$1; shift
+  if "$@" >"$log_dir/out" 2>&1; then pass "$name"; else fail "$name"; tail -n 40 "$log_dir/out"; fi
+}
+
+# Adds a busted run's own counts (errors count as failures).
+run_busted() {
+  local name=$1; shift
+  local out="$log_dir/busted-$name.log"
+  "$@" 2>&1 | tee "$out"
+  local summary
+  summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$out" | tail -n 1)
+  if [ -z "$summary" ]; then
+    fail "$name: busted produced no summary"
+    return
+  fi
+  local s f e
+  read -r s f e <<<"$(echo "$summary" | sed -E 's#^([0-9]+) success(es)? / ([0-9]+) failures? / ([0-9]+) errors?.*#\1 \3 \4#')"
+  passed=$((passed + s))
+  failed=$((failed + f + e))
+  if [ $((f + e)) -gt 0 ]; then failures+=("$name: $f failures, $e errors"); fi
+}
+
+if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
+  check "build: gcc, Lua 5.4"   make -s BUILD=build/lua5.4
+  check "build: gcc, LuaJIT"    make -s LUA=luajit BUILD=build/luajit
+  check "build: clang, Lua 5.4" make -s CC=clang BUILD=build/clang-lua5.4
+  check "build: clang, LuaJIT"  make -s CC=clang LUA=luajit BUILD=build/clang-luajit
+  check "load: LuaJIT" env LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" \
+    luajit -e 'local a = require "audience"; assert(a.systeme{api_key = "k"}); assert(jit)'
+  check "luacheck" luacheck -q lua spec scripts examples
+else
+  check "build: gcc, Lua 5.4" make -s BUILD=build/lua5.4
+fi
+
+run_busted "specs (Lua 5.4)" lua5.4 /usr/bin/busted
+
+if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
+  check "valgrind: no leak from the core (pagination and retry specs)" bash scripts/valgrind-specs.sh \
+    spec/systeme_paging_spec.lua spec/retry_spec.lua
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo
+  echo "Failed:"
+  printf '  - %s\n' "${failures[@]}"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
