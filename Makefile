@@ -2,6 +2,7 @@
 #   make                      build the C core for Lua 5.4  -> build/lua5.4/audience/core.so
 #   make LUA=luajit           build the C core for LuaJIT   -> build/luajit/audience/core.so
 #   make install [PREFIX=..]  install the Lua modules and the core for $(LUA)
+#   make install-luajit       the same for LuaJIT
 #   make test                 run the whole test suite (ends with "tests: N passed, N failed")
 #   make deps                 install the Debian packages the project needs (root)
 #   make examples             run examples/ against the bundled mock servers
@@ -44,7 +45,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all install uninstall test deps examples clean check-c lint
+.PHONY: all install install-luajit uninstall test deps examples clean
 
 all: $(CORE)
 
@@ -62,6 +63,10 @@ install: $(CORE)
 	install -m 644 lua/audience/*.lua $(DESTDIR)$(INST_LUADIR)/audience/
 	install -m 644 lua/audience/providers/*.lua $(DESTDIR)$(INST_LUADIR)/audience/providers/
 	install -m 755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/audience/core.so
+
+# The same sources for LuaJIT (OpenResty, luajit): share/lua/5.1 and lib/lua/5.1.
+install-luajit:
+	$(MAKE) LUA=luajit install
 
 uninstall:
 	rm -rf $(DESTDIR)$(INST_LUADIR)/audience $(DESTDIR)$(INST_LIBDIR)/audience

@@ -9,6 +9,6 @@ if ! lua5.4 -e 'require "audience"' 2>/dev/null; then
 fi
 for example in examples/systeme_*.lua; do
   echo "== $example"
-  lua5.4 scripts/with-mock.lua systeme "lua5.4 $example" 25
+  lua5.4 scripts/with-mock.lua --seed=25 systeme "lua5.4 $example"
 done
 echo "examples: all ran"

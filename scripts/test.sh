@@ -2,7 +2,7 @@
 # The whole test suite. Every stage adds to one count, and the last line is always
 #   tests: N passed, N failed
 # Stages: C builds (gcc/clang x Lua 5.4/LuaJIT), luacheck, the busted specs under
-# Lua 5.4, and the core under valgrind for the pagination and retry specs.
+# Lua 5.4 and again under LuaJIT, and the pagination and retry specs under valgrind.
 # Set AUDIENCE_TEST_QUICK=1 to run only the specs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +55,9 @@ fi
 run_busted "specs (Lua 5.4)" lua5.4 /usr/bin/busted
 
 if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
+  # OpenResty runs LuaJIT: the same specs against the LuaJIT build of the core.
+  run_busted "specs (LuaJIT)" luajit /usr/bin/busted --cpath='build/luajit/?.so'
+
   check "valgrind: no leak from the core (pagination and retry specs)" bash scripts/valgrind-specs.sh \
     spec/systeme_paging_spec.lua spec/retry_spec.lua
 fi

@@ -28,7 +28,7 @@ describe("audience.systeme", function()
       }
       assert.is_nil(err)
       assert.equal("ada@example.com", c.email)
-      assert.equal("integer", math.type(c.id))
+      if math.type then assert.equal("integer", math.type(c.id)) end
 
       local got = assert(sys.contacts:get(c.id))
       assert.equal(c.id, got.id)
