@@ -6,6 +6,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 /* Drains the thread's OpenSSL error queue into err: libcurl shares that
@@ -49,8 +50,11 @@ int aud_random_unit(double *out, char *err, size_t errlen)
     return 0;
 }
 
-int aud_sha256(const void *data, size_t len,
-               unsigned char digest[AUD_SHA256_LEN], char *err, size_t errlen)
+/* Digest of the concatenated parts, which must produce exactly len bytes. */
+static int digest_parts(const EVP_MD *md, const char *name,
+                        const struct aud_span *parts, size_t nparts,
+                        unsigned char *digest, unsigned int len, char *err,
+                        size_t errlen)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {
@@ -59,25 +63,62 @@ int aud_sha256(const void *data, size_t len,
     }
     unsigned int out_len = 0;
     int rc = -1;
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) {
         take_error("EVP_DigestInit_ex", err, errlen);
-    else if (EVP_DigestUpdate(ctx, data, len) != 1)
-        take_error("EVP_DigestUpdate", err, errlen);
-    else if (EVP_DigestFinal_ex(ctx, digest, &out_len) != 1)
+        goto done;
+    }
+    for (size_t i = 0; i < nparts; i++) {
+        if (EVP_DigestUpdate(ctx, parts[i].data, parts[i].len) != 1) {
+            take_error("EVP_DigestUpdate", err, errlen);
+            goto done;
+        }
+    }
+    if (EVP_DigestFinal_ex(ctx, digest, &out_len) != 1)
         take_error("EVP_DigestFinal_ex", err, errlen);
-    else if (out_len != AUD_SHA256_LEN)
-        snprintf(err, errlen, "sha256 produced %u bytes", out_len);
+    else if (out_len != len)
+        snprintf(err, errlen, "%s produced %u bytes", name, out_len);
     else
         rc = 0;
+done:
     EVP_MD_CTX_free(ctx);
     return rc;
 }
 
-void aud_hex(const unsigned char *in, size_t n, char *out)
+int aud_sha256(const void *data, size_t len,
+               unsigned char digest[AUD_SHA256_LEN], char *err, size_t errlen)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 15];
+    struct aud_span part = {data, len};
+    return digest_parts(EVP_sha256(), "sha256", &part, 1, digest,
+                        AUD_SHA256_LEN, err, errlen);
+}
+
+int aud_sha1(const struct aud_span *parts, size_t nparts,
+             unsigned char digest[AUD_SHA1_LEN], char *err, size_t errlen)
+{
+    return digest_parts(EVP_sha1(), "sha1", parts, nparts, digest,
+                        AUD_SHA1_LEN, err, errlen);
+}
+
+int aud_hmac_sha256(const void *key, size_t key_len, const void *msg,
+                    size_t msg_len, unsigned char mac[AUD_SHA256_LEN],
+                    char *err, size_t errlen)
+{
+    if (key_len > INT_MAX) {
+        snprintf(err, errlen, "HMAC key too long");
+        return -1;
     }
+    /* Never a NULL key: OpenSSL gives NULL special meanings (HMAC_Init_ex:
+     * "keep the previous key"), while an empty key is just a short key. */
+    static const unsigned char no_key[1] = {0};
+    unsigned int out_len = 0;
+    if (HMAC(EVP_sha256(), key_len ? key : no_key, (int)key_len, msg, msg_len,
+             mac, &out_len) == NULL) {
+        take_error("HMAC", err, errlen);
+        return -1;
+    }
+    if (out_len != AUD_SHA256_LEN) {
+        snprintf(err, errlen, "HMAC-SHA256 produced %u bytes", out_len);
+        return -1;
+    }
+    return 0;
 }

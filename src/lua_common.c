@@ -1,0 +1,101 @@
+/* Argument helpers and class registration shared by the Lua bindings. */
+#include "lua_common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "clock.h"
+
+double aud_l_check_finite(lua_State *L, int arg)
+{
+    double v = (double)luaL_checknumber(L, arg);
+    if (!isfinite(v))
+        luaL_argerror(L, arg, "finite number expected");
+    return v;
+}
+
+double aud_l_opt_finite_or_nan(lua_State *L, int arg)
+{
+    return lua_isnoneornil(L, arg) ? NAN : aud_l_check_finite(L, arg);
+}
+
+/* Every "now" parameter is optional so tests can drive time explicitly. */
+double aud_l_opt_now(lua_State *L, int arg)
+{
+    if (!lua_isnoneornil(L, arg))
+        return aud_l_check_finite(L, arg);
+    double now;
+    if (aud_clock_now(&now) != 0)
+        luaL_error(L, "clock_gettime failed: %s", strerror(errno));
+    return now;
+}
+
+/* luaL_checkinteger on LuaJIT silently truncates 2.5 to 2. */
+long long aud_l_check_integer(lua_State *L, int arg)
+{
+#if AUD_LUA54
+    return (long long)luaL_checkinteger(L, arg);
+#else
+    double v = (double)luaL_checknumber(L, arg);
+    if (v != floor(v) || fabs(v) >= 9223372036854775808.0)
+        luaL_argerror(L, arg, "number has no integer representation");
+    return (long long)v;
+#endif
+}
+
+int aud_l_crypto_fail(lua_State *L, const char *err)
+{
+    return luaL_error(L, "%s", err);
+}
+
+const char *aud_l_check_string(lua_State *L, int arg, const char *name,
+                               size_t *len)
+{
+    /* lua_type, not luaL_checklstring: 5 would pass as "5", and a
+     * signature must cover exactly the bytes the caller holds. */
+    if (lua_type(L, arg) != LUA_TSTRING)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string, got %s",
+                                              name, luaL_typename(L, arg)));
+    return lua_tolstring(L, arg, len);
+}
+
+void aud_l_push_number_or_nil(lua_State *L, double v)
+{
+    if (isnan(v))
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)v);
+}
+
+/* Counts read as 100, not 100.0, when printed or logged on 5.4. */
+void aud_l_push_count_or_nil(lua_State *L, double v)
+{
+#if AUD_LUA54
+    if (v == floor(v) && fabs(v) <= AUD_EXACT_INT_LIMIT) {
+        lua_pushinteger(L, (lua_Integer)v);
+        return;
+    }
+#endif
+    aud_l_push_number_or_nil(L, v);
+}
+
+void aud_l_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction close, lua_CFunction tostring)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L); /* luaL_newlib needs an array, not a pointer */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+}

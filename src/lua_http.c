@@ -1,0 +1,295 @@
+/* Lua binding of the audience.http userdata (one libcurl handle per
+ * client) and core.http / core.curl_version. The transfer lives in http.c. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "http.h"
+#include "lua_common.h"
+
+#define HTTP_MT "audience.http"
+
+#define DEFAULT_TIMEOUT 30.0
+#define DEFAULT_CONNECT_TIMEOUT 10.0
+#define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
+
+struct lhttp {
+    struct aud_http *h; /* NULL once closed */
+};
+
+static int bad_option(lua_State *L, const char *name, const char *expected)
+{
+    return luaL_error(L, "bad option '%s' (%s expected, got %s)", name,
+                      expected, luaL_typename(L, -1));
+}
+
+/* Leaves opts[name] on the stack; 0 when it is nil. */
+static int get_option(lua_State *L, const char *name, int type,
+                      const char *expected)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_pushnil(L);
+        return 0;
+    }
+    lua_getfield(L, 1, name);
+    if (lua_isnil(L, -1))
+        return 0;
+    if (lua_type(L, -1) != type)
+        bad_option(L, name, expected);
+    return 1;
+}
+
+static double positive_option(lua_State *L, const char *name, double dflt)
+{
+    double v = dflt;
+    if (get_option(L, name, LUA_TNUMBER, "number")) {
+        v = (double)lua_tonumber(L, -1);
+        if (!(v > 0) || !isfinite(v))
+            luaL_error(L, "bad option '%s' (positive number expected, got %s)",
+                       name, lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The string stays on the stack (the caller's slot) so the pointer lives
+ * until aud_http_new has copied it. */
+static const char *string_option(lua_State *L, const char *name, int header)
+{
+    if (!get_option(L, name, LUA_TSTRING, "string"))
+        return NULL;
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (header ? !aud_http_valid_header(s, len) : memchr(s, '\0', len) != NULL)
+        luaL_error(L, "bad option '%s' (string without %s expected)", name,
+                   header ? "CR, LF or NUL" : "NUL bytes");
+    return s;
+}
+
+static size_t max_body_option(lua_State *L)
+{
+    size_t v = DEFAULT_MAX_BODY;
+    if (get_option(L, "max_body", LUA_TNUMBER, "integer")) {
+        double d = (double)lua_tonumber(L, -1);
+        int integral = d == floor(d);
+#if AUD_LUA54
+        if (lua_isinteger(L, -1)) {
+            lua_Integer i = lua_tointeger(L, -1);
+            if (i < 1)
+                integral = 0;
+            else
+                d = (double)i;
+        }
+#endif
+        if (!integral || !(d >= 1) || d > AUD_EXACT_INT_LIMIT || d > (double)SIZE_MAX)
+            luaL_error(L, "bad option 'max_body' (positive integer expected, got %s)",
+                       lua_tostring(L, -1));
+        v = (size_t)d;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* "audience/0.1.0 Lua/5.4.6 libcurl/7.88.1" or "... LuaJIT/2.1.0-beta3 ..." */
+static const char *push_default_user_agent(lua_State *L)
+{
+    const char *lua = LUA_VERSION;
+#if LUA_VERSION_NUM >= 502
+    lua = LUA_RELEASE;
+#else
+    lua_getglobal(L, "jit");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "version");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            lua = lua_tostring(L, -1); /* anchored by the jit table */
+        lua_pop(L, 1);
+    }
+#endif
+    luaL_gsub(L, lua, " ", "/");
+    lua_pushfstring(L, "audience/" AUD_VERSION " %s libcurl/%s",
+                    lua_tostring(L, -1), aud_http_curl_version());
+    return lua_tostring(L, -1);
+}
+
+static int l_http(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+
+    struct aud_http_config cfg;
+    cfg.timeout = positive_option(L, "timeout", DEFAULT_TIMEOUT);
+    cfg.connect_timeout =
+        positive_option(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+    cfg.verify_tls = 1;
+    if (get_option(L, "verify_tls", LUA_TBOOLEAN, "boolean"))
+        cfg.verify_tls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    cfg.max_body = max_body_option(L);
+    cfg.ca_file = string_option(L, "ca_file", 0);
+    cfg.proxy = string_option(L, "proxy", 0);
+    cfg.user_agent = string_option(L, "user_agent", 1);
+    if (cfg.user_agent == NULL)
+        cfg.user_agent = push_default_user_agent(L);
+
+    struct lhttp *u = aud_newuserdata(L, sizeof *u);
+    u->h = NULL;
+    luaL_setmetatable(L, HTTP_MT);
+    char err[128];
+    u->h = aud_http_new(&cfg, err, sizeof err);
+    if (u->h == NULL)
+        return luaL_error(L, "%s", err);
+    return 1;
+}
+
+static struct aud_http *check_http(lua_State *L)
+{
+    struct lhttp *u = luaL_checkudata(L, 1, HTTP_MT);
+    if (u->h == NULL)
+        luaL_error(L, "http handle is closed");
+    return u->h;
+}
+
+/* Collects headers[i] as C strings; the table on the stack anchors them. */
+static const char **check_header_lines(lua_State *L, int arg, size_t *count)
+{
+    *count = 0;
+    if (lua_isnoneornil(L, arg))
+        return NULL;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    size_t n = lua_rawlen(L, arg);
+    if (n > SIZE_MAX / sizeof(char *))
+        luaL_argerror(L, arg, "too many headers");
+    const char **lines = aud_newuserdata(L, (n ? n : 1) * sizeof *lines);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, arg, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "headers[%d] must be a string, got %s",
+                                                  (int)i, luaL_typename(L, -1)));
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        /* The message names the position only: header values carry keys. */
+        if (!aud_http_valid_header(s, len))
+            luaL_argerror(L, arg, lua_pushfstring(L, "headers[%d] contains CR, LF or NUL",
+                                                  (int)i));
+        lines[i - 1] = s;
+        lua_pop(L, 1);
+    }
+    *count = n;
+    return lines;
+}
+
+static void push_headers(lua_State *L, const struct aud_headers *hs)
+{
+    lua_createtable(L, 0, (int)(hs->count < 1024 ? hs->count : 1024));
+    for (size_t i = 0; i < hs->count; i++) {
+        const struct aud_header *hd = &hs->items[i];
+        lua_pushlstring(L, hd->name, hd->name_len);
+        lua_pushlstring(L, hd->value.data ? hd->value.data : "", hd->value.len);
+        lua_rawset(L, -3);
+    }
+}
+
+static int l_http_perform(lua_State *L)
+{
+    struct aud_http *h = check_http(L);
+    struct aud_http_request req;
+    size_t len;
+
+    req.method = luaL_checklstring(L, 2, &len);
+    if (!aud_http_valid_method(req.method, len))
+        return luaL_argerror(L, 2, "method must be an HTTP token");
+    req.url = luaL_checklstring(L, 3, &len);
+    if (!aud_http_valid_url(req.url, len))
+        return luaL_argerror(L, 3, "url must be non-empty without CR, LF or NUL");
+    req.body = NULL;
+    req.body_len = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        if (lua_type(L, 5) != LUA_TSTRING)
+            return luaL_argerror(L, 5, lua_pushfstring(L, "body must be a string or nil, got %s",
+                                                       luaL_typename(L, 5)));
+        req.body = lua_tolstring(L, 5, &req.body_len);
+        if (strcmp(req.method, "HEAD") == 0)
+            return luaL_argerror(L, 5, "a HEAD request cannot have a body");
+    }
+    req.timeout = 0;
+    if (!lua_isnoneornil(L, 6)) {
+        req.timeout = (double)luaL_checknumber(L, 6);
+        if (!(req.timeout > 0) || !isfinite(req.timeout))
+            return luaL_argerror(L, 6, "timeout must be a positive number");
+    }
+    lua_settop(L, 6);
+    req.headers = check_header_lines(L, 4, &req.nheaders);
+
+    struct aud_http_response res;
+    if (aud_http_perform(h, &req, &res) != AUD_HTTP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, aud_http_outcome_name(res.outcome));
+        lua_pushstring(L, res.message);
+        lua_pushboolean(L, res.sent);
+        return 4;
+    }
+    lua_pushinteger(L, (lua_Integer)res.status);
+    lua_pushlstring(L, res.body, res.body_len);
+    push_headers(L, res.headers);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, (lua_Number)res.elapsed);
+    lua_setfield(L, -2, "elapsed");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "sent");
+    aud_http_clear(h);
+    return 4;
+}
+
+static int l_http_close(lua_State *L)
+{
+    struct lhttp *u = luaL_checkudata(L, 1, HTTP_MT);
+    aud_http_free(u->h);
+    u->h = NULL;
+    return 0;
+}
+
+static int l_http_tostring(lua_State *L)
+{
+    struct lhttp *u = luaL_checkudata(L, 1, HTTP_MT);
+    if (u->h == NULL)
+        lua_pushliteral(L, "audience.http (closed)");
+    else
+        lua_pushfstring(L, "audience.http (%p)", (void *)u);
+    return 1;
+}
+/* Built from curl_version_info() because curl_version() makes Debian's libcurl
+ * initialise OpenLDAP/SASL globals that are never freed (valgrind flags them). */
+static int l_curl_version(lua_State *L)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if (v == NULL) {
+        lua_pushstring(L, "libcurl/" LIBCURL_VERSION);
+        return 1;
+    }
+    lua_pushfstring(L, "libcurl/%s%s%s%s%s", v->version,
+                    v->ssl_version ? " " : "", v->ssl_version ? v->ssl_version : "",
+                    v->libz_version ? " zlib/" : "", v->libz_version ? v->libz_version : "");
+    return 1;
+}
+
+void aud_l_open_http(lua_State *L)
+{
+    CURLcode rc = aud_http_global_init();
+    if (rc != CURLE_OK)
+        luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(rc));
+
+    static const luaL_Reg methods[] = {
+        {"perform", l_http_perform},
+        {"close", l_http_close},
+        {NULL, NULL},
+    };
+    aud_l_new_class(L, HTTP_MT, methods, l_http_close, l_http_tostring);
+
+    static const luaL_Reg functions[] = {
+        {"curl_version", l_curl_version},
+        {"http", l_http},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, functions, 0);
+}
