@@ -7,6 +7,16 @@
 --   M.seed(C, resource, spec)     -> summary table (spec = {count=, items=, defaults=})
 --   M.data(C, resource)           -> array of stored objects (for assertions)
 --   M.admin(C, req) -> resp|nil   optional extra /__admin/* routes
+--   M.credential_headers          optional header names that carry credentials (redacted in
+--                                 /__admin/requests; default {"x-api-key", "authorization"})
+--   M.counters                    optional names of extra stats counters, reported (from 0) at
+--                                 the top level of /__admin/stats; bump with C.count(name)
+-- A handler may also set on req: key_label (stats.by_key), rate_limited = true (counts in
+-- stats.rate_limited whatever the status; 429 always counts), log_fields = {...} (merged into
+-- this request's stats.log entry and /__admin/requests detail). req.request_uri is the raw
+-- request line target (path + "?" + query, as sent). Crypto helpers: C.hex, C.sha1_hex,
+-- C.hmac_sha256_hex (resty.openssl / resty.sha256 / libcrypto via FFI / pure Lua, first that
+-- passes a self-test; C.hmac_impl() names it).
 -- A resp is { status = n, json = table } or { status = n, body = "raw" }, plus optional
 -- content_type and headers. This module owns faults, stats, admin routes, JSON, stores,
 -- fixed-window quotas and the request/response plumbing.
@@ -165,6 +175,161 @@ function C.parse_iso(s)
   return t
 end
 
+-- ---------------------------------------------------------------- crypto
+
+--- Lowercase hex of a binary string.
+function C.hex(bin)
+  return (bin:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- Lowercase hex SHA-1 (ngx.sha1_bin).
+function C.sha1_hex(s)
+  return C.hex(ngx.sha1_bin(s))
+end
+
+-- Pure Lua (LuaJIT bit ops) SHA-256, the last-resort implementation.
+local SHA256_K = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+}
+
+local function sha256_lua(msg)
+  local bit = require "bit"
+  local band, bxor, bnot, rshift, ror, tobit = bit.band, bit.bxor, bit.bnot, bit.rshift, bit.ror, bit.tobit
+  local K = SHA256_K
+  local h0, h1, h2, h3 = 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a
+  local h4, h5, h6, h7 = 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
+  local ml = #msg
+  local bits = ml * 8
+  local hi, lo = math.floor(bits / 4294967296), bits % 4294967296
+  local function be32(x)
+    return string.char(band(rshift(x, 24), 255), band(rshift(x, 16), 255), band(rshift(x, 8), 255), band(x, 255))
+  end
+  msg = msg .. "\128" .. string.rep("\0", (55 - ml) % 64) .. be32(tobit(hi)) .. be32(tobit(lo))
+  local w = {}
+  for pos = 1, #msg, 64 do
+    for i = 0, 15 do
+      local a, b, c, d = msg:byte(pos + i * 4, pos + i * 4 + 3)
+      w[i] = tobit(a * 16777216 + b * 65536 + c * 256 + d)
+    end
+    for i = 16, 63 do
+      local x, y = w[i - 15], w[i - 2]
+      local s0 = bxor(ror(x, 7), ror(x, 18), rshift(x, 3))
+      local s1 = bxor(ror(y, 17), ror(y, 19), rshift(y, 10))
+      w[i] = tobit(w[i - 16] + s0 + w[i - 7] + s1)
+    end
+    local a, b, c, d, e, f, g, h = h0, h1, h2, h3, h4, h5, h6, h7
+    for i = 0, 63 do
+      local S1 = bxor(ror(e, 6), ror(e, 11), ror(e, 25))
+      local ch = bxor(band(e, f), band(bnot(e), g))
+      local t1 = tobit(h + S1 + ch + K[i + 1] + w[i])
+      local S0 = bxor(ror(a, 2), ror(a, 13), ror(a, 22))
+      local maj = bxor(band(a, b), band(a, c), band(b, c))
+      local t2 = tobit(S0 + maj)
+      h, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + t2)
+    end
+    h0, h1, h2, h3 = tobit(h0 + a), tobit(h1 + b), tobit(h2 + c), tobit(h3 + d)
+    h4, h5, h6, h7 = tobit(h4 + e), tobit(h5 + f), tobit(h6 + g), tobit(h7 + h)
+  end
+  return be32(h0) .. be32(h1) .. be32(h2) .. be32(h3) .. be32(h4) .. be32(h5) .. be32(h6) .. be32(h7)
+end
+C._sha256_lua = sha256_lua
+
+-- HMAC (RFC 2104) over a binary hash function with a 64-byte block.
+local function hmac_over(hash, key, msg)
+  local bit = require "bit"
+  if #key > 64 then key = hash(key) end
+  key = key .. string.rep("\0", 64 - #key)
+  local ipad = key:gsub(".", function(ch) return string.char(bit.bxor(ch:byte(), 0x36)) end)
+  local opad = key:gsub(".", function(ch) return string.char(bit.bxor(ch:byte(), 0x5c)) end)
+  return hash(opad .. hash(ipad .. msg))
+end
+
+local HMAC_CANDIDATES = {
+  { "resty.openssl.hmac", function()
+    local hmac = require "resty.openssl.hmac"
+    return function(key, msg)
+      local h = assert(hmac.new(key, "sha256"))
+      return assert(h:final(msg))
+    end
+  end },
+  { "resty.sha256", function()
+    local sha256 = require "resty.sha256"
+    local function hash(s)
+      local h = sha256:new()
+      h:update(s)
+      return h:final()
+    end
+    return function(key, msg) return hmac_over(hash, key, msg) end
+  end },
+  { "libcrypto (LuaJIT FFI)", function()
+    local ffi = require "ffi"
+    pcall(ffi.cdef, [[
+      typedef struct evp_md_st EVP_MD;
+      const EVP_MD *EVP_sha256(void);
+      unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+                          const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
+    ]])
+    local lib = ffi.C
+    if not pcall(function() return lib.HMAC end) then
+      local ok, l = pcall(ffi.load, "crypto")
+      if not ok then l = ffi.load("libcrypto.so.3") end
+      lib = l
+    end
+    local md = ffi.new("unsigned char[64]")
+    local len = ffi.new("unsigned int[1]")
+    return function(key, msg)
+      local r = lib.HMAC(lib.EVP_sha256(), key, #key, msg, #msg, md, len)
+      if r == nil then error("HMAC() failed", 0) end
+      return ffi.string(md, len[0])
+    end
+  end },
+  { "pure Lua", function()
+    return function(key, msg) return hmac_over(sha256_lua, key, msg) end
+  end },
+}
+
+-- RFC 4231 test case 2
+local HMAC_CHECK = { "Jefe", "what do ya want for nothing?",
+  "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843" }
+
+local hmac_fn, hmac_name
+local function pick_hmac()
+  if hmac_fn then return hmac_fn end
+  local tried = {}
+  for _, cand in ipairs(HMAC_CANDIDATES) do
+    local ok, fn = pcall(cand[2])
+    if ok then
+      local ok2, out = pcall(fn, HMAC_CHECK[1], HMAC_CHECK[2])
+      if ok2 and type(out) == "string" and C.hex(out) == HMAC_CHECK[3] then
+        hmac_fn, hmac_name = fn, cand[1]
+        return fn
+      end
+      tried[#tried + 1] = cand[1] .. ": " .. tostring(ok2 and "self-test mismatch" or out)
+    else
+      tried[#tried + 1] = cand[1] .. ": " .. tostring(fn)
+    end
+  end
+  error("no working HMAC-SHA256 implementation (" .. table.concat(tried, "; ") .. ")", 0)
+end
+
+--- Lowercase hex HMAC-SHA256(key, msg). Raises if no implementation works (never skips).
+function C.hmac_sha256_hex(key, msg)
+  return C.hex(pick_hmac()(key, msg))
+end
+
+--- Name of the HMAC-SHA256 implementation in use (picks one if needed).
+function C.hmac_impl()
+  pick_hmac()
+  return hmac_name
+end
+
 -- ---------------------------------------------------------------- stores
 
 -- An in-memory collection kept sorted by integer id (ids grow from 1).
@@ -285,10 +450,18 @@ local REQ_MAX = 50
 local BODY_MAX = 65536
 
 local function new_stats()
+  local counters = {}
+  for _, name in ipairs(C.mock and C.mock.counters or {}) do counters[name] = 0 end
   return {
     requests = 0, by_status = {}, rate_limited = 0, by_key = {}, by_route = {},
-    by_method = {}, faults_applied = 0, log = {}, requests_detail = {},
+    by_method = {}, faults_applied = 0, log = {}, requests_detail = {}, counters = counters,
   }
+end
+
+--- Bump a mock-specific counter (reported at the top level of /__admin/stats).
+function C.count(name, n)
+  local c = C.state.stats.counters
+  c[name] = (c[name] or 0) + (n or 1)
 end
 
 local function read_file(path)
@@ -451,6 +624,15 @@ end
 
 local REDACT = { ["x-api-key"] = true, authorization = true, ["proxy-authorization"] = true, cookie = true }
 
+local function redacted(name)
+  name = name:lower()
+  if REDACT[name] then return true end
+  for _, h in ipairs(C.mock and C.mock.credential_headers or {}) do
+    if h:lower() == name then return true end
+  end
+  return false
+end
+
 local function push(list, item, max)
   list[#list + 1] = item
   if #list > max then table.remove(list, 1) end
@@ -469,7 +651,7 @@ local function record_start(req)
   push(st.log, entry, LOG_MAX)
   local headers = {}
   for k, v in pairs(req.headers) do
-    if REDACT[k:lower()] then v = "<redacted>" end
+    if redacted(k) then v = "<redacted>" end
     headers[k:lower()] = v
   end
   local body = req.body or ""
@@ -494,8 +676,11 @@ local function record_status(req, status, fault)
     req._detail.key = req.key_label
     incr(st.by_key, req.key_label)
   end
+  if type(req.log_fields) == "table" then
+    for k, v in pairs(req.log_fields) do e[k] = v; req._detail[k] = v end
+  end
   incr(st.by_status, tostring(status))
-  if status == 429 then st.rate_limited = st.rate_limited + 1 end
+  if status == 429 or req.rate_limited then st.rate_limited = st.rate_limited + 1 end
 end
 
 -- ---------------------------------------------------------------- faults
@@ -597,6 +782,7 @@ local function build_req()
     path = ngx.var.uri,
     query = query,
     query_string = ngx.var.args,
+    request_uri = ngx.var.request_uri,
     headers = headers,
     body = read_body(),
     t = C.now(),
@@ -787,7 +973,7 @@ end
 
 local function stats_view()
   local st = C.state.stats
-  return {
+  local view = {
     requests = st.requests,
     by_status = C.object(st.by_status),
     rate_limited = st.rate_limited,
@@ -798,6 +984,10 @@ local function stats_view()
     faults_pending = #C.state.faults,
     log = C.array(st.log),
   }
+  for k, v in pairs(st.counters or {}) do
+    if view[k] == nil then view[k] = v end
+  end
+  return view
 end
 
 local function admin_route(req)
