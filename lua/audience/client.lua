@@ -27,29 +27,39 @@ local function user_agent()
   return ("audience/%s (%s; %s)"):format(core._VERSION, lua, curl)
 end
 
---- Replaces every occurrence of the client's secrets in `s` (plain text, not patterns).
-function Client:_scrub(s)
+local function replace_plain(s, secret)
+  local from = 1
+  while true do
+    local i, j = s:find(secret, from, true)
+    if not i then return s end
+    s = s:sub(1, i - 1) .. REDACTED .. s:sub(j + 1)
+    from = i + #REDACTED
+  end
+end
+
+--- Replaces every occurrence of the client's secrets, and of the call's own secrets
+--- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
+--- percent-encoded in URLs, so both forms are replaced.
+function Client:_scrub(s, extra)
   if type(s) ~= "string" then return s end
-  for _, secret in ipairs(self._secrets) do
-    local from = 1
-    while true do
-      local i, j = s:find(secret, from, true)
-      if not i then break end
-      s = s:sub(1, i - 1) .. REDACTED .. s:sub(j + 1)
-      from = i + #REDACTED
+  for _, list in ipairs{ self._secrets, extra or {} } do
+    for _, secret in ipairs(list) do
+      s = replace_plain(s, secret)
+      local encoded = core.urlencode(secret)
+      if encoded ~= secret then s = replace_plain(s, encoded) end
     end
   end
   return s
 end
 
-function Client:_error(fields, method, path, url)
+function Client:_error(fields, method, path, url, extra)
   fields.provider = self._provider.name
   fields.method = method
-  fields.path = self:_scrub(path)
-  fields.url = self:_scrub(url)
-  fields.message = self:_scrub(fields.message)
+  fields.path = self:_scrub(path, extra)
+  fields.url = self:_scrub(url, extra)
+  fields.message = self:_scrub(fields.message, extra)
   if fields.details then
-    for _, d in ipairs(fields.details) do d.message = self:_scrub(d.message) end
+    for _, d in ipairs(fields.details) do d.message = self:_scrub(d.message, extra) end
   end
   return Error.new(fields)
 end
@@ -98,19 +108,19 @@ local function add_user_headers(lines, headers)
   end
 end
 
-function Client:_redacted_headers(lines)
+function Client:_redacted_headers(lines, extra)
   local out = {}
   for _, line in ipairs(lines) do
     local name, value = line:match("^([^:]+):%s*(.*)$")
     if name then
       if self._secret_headers[name:lower()] then value = REDACTED end
-      out[name] = self:_scrub(value)
+      out[name] = self:_scrub(value, extra)
     end
   end
   return out
 end
 
-function Client:_wait_for_quota(method, path, url)
+function Client:_wait_for_quota(method, path, url, extra)
   local lim, rl = self._limiter, self._rate_limit
   local waited = 0
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
@@ -121,12 +131,12 @@ function Client:_wait_for_quota(method, path, url)
       return nil, self:_error({
         kind = "rate_limited", retry_after = wait,
         message = ("quota of the account is used up; next request allowed in %.3g s"):format(wait),
-      }, method, path, url)
+      }, method, path, url, extra)
     end
     self._sleep(wait)
     waited = waited + wait
   end
-  return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url)
+  return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
 function Client:_observe(headers)
@@ -158,12 +168,14 @@ function Client:_interpret(method, status, body, headers, state)
     if value == nil then
       return nil, { kind = "decode", status = status, message = "invalid JSON in response: " .. msg }
     end
-    if provider.unwrap then
-      local unwrapped, why = provider.unwrap(value, status)
-      if unwrapped == nil then
-        return nil, { kind = "decode", status = status, message = why }
-      end
-      value = unwrapped
+    -- Some APIs say "no" inside a 200 ({"success": false, ...}).
+    local refusal = provider.body_error and provider.body_error(value)
+    if refusal then
+      local fields = readers[provider.errors](value, status, headers) or {}
+      fields.status = status
+      fields.kind = fields.kind or refusal
+      fields.message = fields.message or "the API reported a failure"
+      return nil, fields, false
     end
     return value
   end
@@ -183,8 +195,10 @@ function Client:_interpret(method, status, body, headers, state)
   end
   fields.retry_after = core.parse_retry_after(headers["retry-after"] or "", self._now())
 
+  -- Creamailer v1 refuses over-quota calls with 400 + Retry-After, not 429.
+  local refusal = provider.quota_refusal
   local limited = fields.kind == "rate_limited"
-    or (provider.rate_limited and provider.rate_limited(status, headers, decoded))
+    or (refusal and status == refusal.status and headers[refusal.header] ~= nil)
   if limited then
     fields.kind = "rate_limited"
     if fields.retry_after then
@@ -212,10 +226,12 @@ function Client:_hook(name, info)
 end
 
 --- The one path every call takes. `spec`: query, body (table or string), content_type,
---- headers, timeout, idempotency_key.
+--- headers, timeout, idempotency_key, auth (false: send no credentials), secrets (values
+--- of this call to keep out of errors and hooks).
 function Client:_call(method, path, spec)
   spec = spec or {}
   local provider = self._provider
+  local extra = spec.secrets
   local url = self:_url(path, spec.query)
   local body, content_type = spec.body, spec.content_type
   if type(body) == "table" then
@@ -244,22 +260,24 @@ function Client:_call(method, path, spec)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local ok, quota_err = self:_wait_for_quota(method, path, url)
+    local ok, quota_err = self:_wait_for_quota(method, path, url, extra)
     if not ok then return nil, quota_err end
 
-    local lines = self._auth(self, method, url, body, base)
+    local lines = base
+    if spec.auth ~= false then lines = self._auth(self, method, url, body, base) end
     local info
     if hooked then
       info = {
-        provider = provider.name, method = method, url = self:_scrub(url), path = self:_scrub(path),
-        attempt = attempt, headers = self:_redacted_headers(lines),
+        provider = provider.name, method = method, url = self:_scrub(url, extra),
+        path = self:_scrub(path, extra), attempt = attempt,
+        headers = self:_redacted_headers(lines, extra),
         rate_limit = self:rate_limit(),
       }
       self:_hook("on_request", info)
     end
 
     local started = core.monotonic()
-    local status, rbody, rheaders, extra = self._http:perform(method, url, lines, body, spec.timeout)
+    local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
     local elapsed = core.monotonic() - started
 
     local res, value, fields, retryable, delay
@@ -268,8 +286,8 @@ function Client:_call(method, path, spec)
       self:_observe(rheaders)
       value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, state)
     else
-      -- rbody is the failure kind, rheaders the message, extra whether it was sent.
-      local kind, message, sent = rbody, rheaders, extra
+      -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
+      local kind, message, sent = rbody, rheaders, fourth
       fields = { kind = (kind == "timeout") and "timeout" or "network", message = message }
       if kind == "tls" or kind == "too_large" then
         fields.code = kind
@@ -281,7 +299,7 @@ function Client:_call(method, path, spec)
     end
     self.last_response = res
 
-    local err = fields and self:_error(fields, method, path, url)
+    local err = fields and self:_error(fields, method, path, url, extra)
     if hooked then
       info.status = status
       info.elapsed = elapsed
@@ -340,10 +358,12 @@ local M = {}
 --- Builds a client for `provider` (a description from audience.providers.*).
 function M.new(provider, opts)
   local o = options.check_constructor("audience." .. provider.name, provider, opts)
+  -- One API in two shapes (Creamailer v1/v2): the options pick the description.
+  if provider.variant then provider = provider.variant(o) end
 
   local self = setmetatable({}, Client)
   self._provider = provider
-  self.base_url = (o.base_url or provider.default_base_url(o)):gsub("/+$", "")
+  self.base_url = (o.base_url or provider.base_url):gsub("/+$", "")
   self.retries = o.retries or 2
   self.on_request, self.on_response = o.on_request, o.on_response
   self._backoff = { base = (o.backoff and o.backoff.base) or 0.25, max = (o.backoff and o.backoff.max) or 20 }

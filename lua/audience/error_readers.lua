@@ -39,4 +39,53 @@ function M.api_platform(body)
   return out
 end
 
+-- SubscribeFlow: {"error": {"code", "message", "details": [{field, message}]}}.
+local ENVELOPE_KINDS = {
+  validation_error = "validation", unauthorized = "auth", forbidden = "auth",
+  not_found = "not_found", conflict = "conflict", rate_limited = "rate_limited",
+  internal_error = "server",
+}
+
+function M.envelope(body)
+  local e = type(body) == "table" and body.error
+  if type(e) ~= "table" then return {} end
+  local out = { code = text(e.code), message = text(e.message) }
+  out.kind = out.code and ENVELOPE_KINDS[out.code]
+  if type(e.details) == "table" then
+    local details = {}
+    for _, d in ipairs(e.details) do
+      if type(d) == "table" then
+        details[#details + 1] = { field = text(d.field), message = text(d.message), code = text(d.code) }
+      end
+    end
+    out.details = details
+  end
+  return out
+end
+
+-- Creamailer: {"success": false, "message", "errors": {"field": ["message", ...]}} (v1)
+-- and {"message", "errors": {...}} (v2). The field lists are the useful part.
+function M.creamailer(body)
+  if type(body) ~= "table" then return {} end
+  local out = { message = text(body.message) }
+  if type(body.errors) == "table" then
+    local fields = {}
+    for field in pairs(body.errors) do fields[#fields + 1] = tostring(field) end
+    table.sort(fields)
+    local details = {}
+    for _, field in ipairs(fields) do
+      local messages = body.errors[field]
+      if type(messages) ~= "table" then messages = { messages } end
+      for _, m in ipairs(messages) do
+        details[#details + 1] = { field = field, message = text(m) }
+      end
+    end
+    if #details > 0 then
+      out.details = details
+      out.message = summarize(details)
+    end
+  end
+  return out
+end
+
 return M

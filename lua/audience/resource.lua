@@ -9,9 +9,12 @@
 --   key = "slug"                  what the item argument is called in errors (default "id")
 --   list = true | { paginated = false }
 --   get, create, delete = true
---   update = { method = "PATCH" | "PUT", merge_patch = bool }
+--   update = { method = "PATCH" | "PUT", merge_patch = bool, returns_true = bool }
 --   actions = { name = { method =, path =, args = { {name, kind}, ... },
---                        body = { json_field = "arg name" } | "arg name", query = {...} } }
+--                        body = { json_field = "arg name" } | "arg name", query = {...},
+--                        returns_true = bool (answer carries nothing worth returning),
+--                        auth = false (send no credentials), secret_args = { "arg" } } }
+--   methods = { name = function(resource, ...) }   provider-specific behaviour
 local core = require "audience.core"
 local options = require "audience.options"
 
@@ -31,12 +34,15 @@ local ARG_KINDS = {
     return options.integral(v) and math.abs(v) < MAX_EXACT
   end,
   string = function(v) return type(v) == "string" and v ~= "" end,
+  optional_string = function(v) return v == nil or (type(v) == "string" and v ~= "") end,
+  boolean = function(v) return type(v) == "boolean" end,
   table = function(v) return type(v) == "table" end,
   optional_table = function(v) return v == nil or type(v) == "table" end,
 }
 
 local ARG_EXPECTED = {
   id = "integer or non-empty string", string = "non-empty string", table = "table",
+  optional_string = "non-empty string or nil", boolean = "boolean",
   optional_table = "table or nil",
 }
 
@@ -111,6 +117,48 @@ PAGING.cursor = {
   end,
 }
 
+-- Numbered pages (page/per_page, page/pagesize), 0- or 1-based. With a meta object the
+-- API says how many pages there are; without one, a full page means there may be more.
+PAGING.page = {
+  first = function(cfg, params, iterating)
+    local q = copy(params)
+    q.max_items = nil
+    if q[cfg.page] == nil then q[cfg.page] = cfg.first end
+    if q[cfg.size] == nil then
+      q[cfg.size] = iterating and cfg.max or cfg.default
+      if iterating and params.max_items and params.max_items < cfg.max then
+        q[cfg.size] = math.max(cfg.min or 1, params.max_items)
+      end
+    end
+    return q
+  end,
+  read = function(cfg, body, query)
+    local items = body
+    if cfg.items then items = type(body) == "table" and body[cfg.items] or nil end
+    if type(items) ~= "table" then return nil, "response has no list of items" end
+    local page = tonumber(query[cfg.page])
+    if not page then return nil, "page number is not a number" end
+    local has_more, total
+    if cfg.meta then
+      local meta = body[cfg.meta]
+      if type(meta) ~= "table" then return nil, "response has no '" .. cfg.meta .. "'" end
+      local current = tonumber(meta[cfg.current]) or page
+      local last = tonumber(meta[cfg.last])
+      has_more = last ~= nil and current < last
+      total = tonumber(meta[cfg.total])
+    else
+      has_more = #items >= (tonumber(query[cfg.size]) or math.huge)
+    end
+    has_more = has_more and #items > 0
+    local nxt
+    if has_more then
+      nxt = copy(query)
+      nxt[cfg.page] = page + 1
+    end
+    return items, has_more, total, nxt
+  end,
+}
+
 PAGING.none = {
   first = function(_, params) local q = copy(params); q.max_items = nil; return q end,
   read = function(cfg, body)
@@ -127,6 +175,20 @@ M.PAGING = PAGING
 
 local Resource = {}
 Resource.__index = Resource
+
+-- What a successful call returns: `true` for answers without content (or that the
+-- description says carry nothing useful), else the item out of the provider's envelope.
+function Resource:_result(value, returns_true)
+  if value == nil or value == true or returns_true then return value and true end
+  local field = self._client._provider.unwrap
+  if field and type(value) == "table" and value[field] ~= nil then return value[field] end
+  return value
+end
+
+local function returns(result_of, value, err, res)
+  if value == nil then return nil, err, res end
+  return result_of, err, res
+end
 
 function Resource:_scope(fname, args)
   local values = {}
@@ -233,7 +295,8 @@ local function get(self, ...)
   local args = { ... }
   local values = self:_scope(fname, args)
   local n = #(self._def.scope or {}) + 1
-  return self._client:_call("GET", self:_item_path(fname, n, args[n], values))
+  local value, err, res = self._client:_call("GET", self:_item_path(fname, n, args[n], values))
+  return returns(self:_result(value), value, err, res)
 end
 
 local function create(self, ...)
@@ -242,8 +305,9 @@ local function create(self, ...)
   local values = self:_scope(fname, args)
   local n = #(self._def.scope or {}) + 1
   check_arg(fname, n, "body", "table", args[n])
-  return self._client:_call("POST", fill(self._def.path, values),
+  local value, err, res = self._client:_call("POST", fill(self._def.path, values),
     call_spec(fname, args[n + 1], { body = args[n] }))
+  return returns(self:_result(value), value, err, res)
 end
 
 local function update(self, ...)
@@ -256,7 +320,8 @@ local function update(self, ...)
   local how = self._def.update
   local spec = call_spec(fname, args[n + 2], { body = args[n + 1] })
   if how.merge_patch then spec.content_type = MERGE_PATCH end
-  return self._client:_call(how.method, path, spec)
+  local value, err, res = self._client:_call(how.method, path, spec)
+  return returns(self:_result(value, how.returns_true), value, err, res)
 end
 
 local function delete(self, ...)
@@ -264,7 +329,8 @@ local function delete(self, ...)
   local args = { ... }
   local values = self:_scope(fname, args)
   local n = #(self._def.scope or {}) + 1
-  return self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
+  local value, err, res = self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
+  return returns(value and true, value, err, res)
 end
 
 -- Ids that the API wants as JSON integers may be given as digit strings.
@@ -295,7 +361,13 @@ local function action(name, def)
       spec.query = {}
       for field, argname in pairs(def.query) do spec.query[field] = values[argname] end
     end
-    return self._client:_call(def.method, fill(def.path, values), spec)
+    if def.auth == false then spec.auth = false end
+    if def.secret_args then
+      spec.secrets = {}
+      for i, argname in ipairs(def.secret_args) do spec.secrets[i] = values[argname] end
+    end
+    local value, err, res = self._client:_call(def.method, fill(def.path, values), spec)
+    return returns(self:_result(value, def.returns_true), value, err, res)
   end
 end
 
@@ -312,8 +384,16 @@ local function build(client, name, def)
   for action_name, adef in pairs(def.actions or {}) do
     r[action_name] = action(action_name, adef)
   end
+  for method_name, fn in pairs(def.methods or {}) do
+    r[method_name] = fn
+  end
   return r
 end
+
+-- For providers' own methods (def.methods), which need the same checks and paths.
+M.check_arg = check_arg
+M.fill = fill
+M.call_spec = call_spec
 
 --- Puts one resource table per described resource on `client`.
 function M.attach(client, provider)

@@ -1,7 +1,7 @@
 -- Systeme.io public API, as described by its OpenAPI document (31 operations under /api).
 return {
   name = "systeme",
-  default_base_url = function() return "https://api.systeme.io/api" end,
+  base_url = "https://api.systeme.io/api",
 
   options = { api_key = "secret" },
   required = { { "api_key" } },

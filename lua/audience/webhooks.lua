@@ -1,0 +1,76 @@
+-- Checking (and, for tests, making) the signatures providers put on webhook deliveries.
+-- The comparison is done in C in constant time over the raw body bytes: verify what
+-- arrived, never a body that was decoded and encoded again.
+local core = require "audience.core"
+local Error = require "audience.error"
+
+local M = {}
+
+local HEADERS = {
+  systeme = "X-Webhook-Signature",
+  subscribeflow = "X-SubscribeFlow-Signature",
+}
+
+local MESSAGES = {
+  missing_signature = "the delivery has no %s header",
+  malformed_signature = "the %s header is not a signature in a known format",
+  mismatch = "the %s header does not match the body: check the secret, and verify the raw body "
+    .. "as received (a decoded and re-encoded body does not match)",
+}
+
+local function check(fname, provider, raw_body, secret)
+  if HEADERS[provider] == nil then
+    local known = {}
+    for name in pairs(HEADERS) do known[#known + 1] = name end
+    table.sort(known)
+    error(("audience: bad argument #1 to '%s' (provider: one of %s expected, got %s)")
+      :format(fname, table.concat(known, ", "), tostring(provider)), 0)
+  end
+  if type(raw_body) ~= "string" then
+    error(("audience: bad argument #2 to '%s' (raw_body: string expected, got %s)"):format(fname, type(raw_body)), 0)
+  end
+  if type(secret) ~= "string" or secret == "" then
+    error(("audience: bad argument #4 to '%s' (secret: non-empty string expected, got %s)")
+      :format(fname, type(secret) == "string" and "empty string" or type(secret)), 0)
+  end
+end
+
+-- Header tables come in every case (ngx.req.get_headers() lower-cases, others don't),
+-- and a repeated header may arrive as a list.
+local function header(headers, name)
+  local wanted = name:lower()
+  for k, v in pairs(headers) do
+    if type(k) == "string" and k:lower() == wanted then
+      if type(v) == "table" then v = v[1] end
+      return v
+    end
+  end
+  return nil
+end
+
+--- true, or nil and an audience.Error of kind "auth" whose code says why
+--- ("missing_signature", "malformed_signature" or "mismatch").
+function M.verify(provider, raw_body, headers, secret)
+  check("webhooks.verify", provider, raw_body, secret)
+  if type(headers) ~= "table" then
+    error(("audience: bad argument #3 to 'webhooks.verify' (headers: table expected, got %s)"):format(type(headers)), 0)
+  end
+  local name = HEADERS[provider]
+  local value = header(headers, name)
+  if type(value) ~= "string" then value = nil end
+  local ok, reason = core.webhook_verify(provider, raw_body, value, secret)
+  if ok then return true end
+  return nil, Error.new{
+    kind = "auth", code = reason, provider = provider,
+    message = MESSAGES[reason]:format(name),
+  }
+end
+
+--- The headers a provider would send with `raw_body`, for your own tests.
+--- `style` is "hex" (default) or "base64" for SubscribeFlow.
+function M.sign(provider, raw_body, secret, style)
+  check("webhooks.sign", provider, raw_body, secret)
+  return { [HEADERS[provider]] = core.webhook_sign(provider, raw_body, secret, style) }
+end
+
+return M
