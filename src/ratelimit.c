@@ -88,14 +88,21 @@ void aud_rl_observe(struct aud_rl_state *s, double limit, double remaining,
     aud_rl_advance(s, now);
     if (!isnan(limit))
         s->limit = limit;
+    /* A late answer about a window that has already ended says nothing
+     * about the current one: taking its count would reopen a window that
+     * the requests sent since the roll-over are already spending. */
+    if (!isnan(reset_at) && reset_at <= now)
+        return;
     if (!isnan(remaining)) {
-        /* Responses to concurrent requests arrive in any order; within one
-         * window the smallest count is the freshest. */
-        if (!isnan(reset_at) && !isnan(s->reset_at) && !isnan(s->remaining) &&
-            fabs(s->reset_at - reset_at) <= 1.0)
-            s->remaining = fmin(s->remaining, remaining);
-        else
+        /* Answers to concurrent requests arrive in any order, and the local
+         * count since a roll-over (reset_at unknown) includes requests the
+         * server has not answered yet: within one window the smallest count
+         * is the freshest. Only a different, current window replaces it. */
+        if (isnan(s->remaining) ||
+            (!isnan(reset_at) && !isnan(s->reset_at) && fabs(s->reset_at - reset_at) > 1.0))
             s->remaining = remaining;
+        else
+            s->remaining = fmin(s->remaining, remaining);
     }
     if (!isnan(reset_at))
         s->reset_at = reset_at;
