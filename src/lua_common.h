@@ -51,5 +51,7 @@ void aud_l_open_util(lua_State *L);
 void aud_l_open_query(lua_State *L);
 /* Digests, HMAC, request signing and webhook signatures. */
 void aud_l_open_sign(lua_State *L);
+/* core.limiter_step: the limiter over a caller-held state string. */
+void aud_l_open_rlstate(lua_State *L);
 
 #endif

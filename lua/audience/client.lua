@@ -16,6 +16,10 @@ Client.__index = Client
 
 local REDACTED = "[REDACTED]"
 
+-- Per account (in this process or nginx worker): whether an answer has come back yet,
+-- and how many requests are out. See Client:_wait_for_first_answer.
+local PROBES = {}
+
 -- Methods whose repetition cannot do anything twice; everything else is retried only
 -- when the request provably never reached the server.
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
@@ -139,6 +143,18 @@ function Client:_wait_for_quota(method, path, url, extra)
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
+-- Until an account's first answer is back, nothing is known of the server's quota, and
+-- a burst of concurrent calls (nginx coroutines, parallel requests) could all go out
+-- and be refused. So one request finds out while the others wait for its answer.
+function Client:_wait_for_first_answer(limit_seconds)
+  local probe = self._probe
+  local waited = 0
+  while not probe.answered and probe.inflight > 0 and waited < limit_seconds do
+    self._sleep(0.01)
+    waited = waited + 0.01
+  end
+end
+
 function Client:_observe(headers)
   local names = self._provider.rate_headers
   if not names then return end
@@ -260,6 +276,8 @@ function Client:_call(method, path, spec)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    local probe = self._probe
+    if not probe.answered then self:_wait_for_first_answer(spec.timeout or self._timeout) end
     local ok, quota_err = self:_wait_for_quota(method, path, url, extra)
     if not ok then return nil, quota_err end
 
@@ -277,7 +295,12 @@ function Client:_call(method, path, spec)
     end
 
     local started = core.monotonic()
-    local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
+    probe.inflight = probe.inflight + 1
+    local done, status, rbody, rheaders, fourth = pcall(self._http.perform, self._http, method, url, lines, body,
+      spec.timeout)
+    probe.inflight = probe.inflight - 1
+    if not done then error(status, 0) end
+    if status then probe.answered = true end
     local elapsed = core.monotonic() - started
 
     local res, value, fields, retryable, delay
@@ -375,7 +398,7 @@ function M.new(provider, opts)
     timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,
     ca_file = o.ca_file, proxy = o.proxy, user_agent = o.user_agent or user_agent(),
     max_body = o.max_body,
-  })
+  }, o.thread_pool)
   self._http, self._sleep, self._now = t.http, t.sleep, t.now
 
   local rl = {}
@@ -388,7 +411,12 @@ function M.new(provider, opts)
   -- The account is named by a digest of the credential, so the key itself is never
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
-  self._limiter = limiter.new(provider.name .. ":" .. account, rl)
+  local key = provider.name .. ":" .. account
+  self._limiter = limiter.new(key, rl)
+  -- Providers without quota headers have nothing to learn from a first answer.
+  PROBES[key] = PROBES[key] or { answered = provider.rate_headers == nil, inflight = 0 }
+  self._probe = PROBES[key]
+  self._timeout = o.timeout or 30
 
   require("audience.resource").attach(self, provider)
   return self

@@ -22,7 +22,13 @@ end
 -- Each check returns nil when the value is acceptable, else what was expected.
 local KINDS = {
   any = function() return nil end,
-  string = function(v) if type(v) ~= "string" or v == "" then return "non-empty string" end end,
+  -- Strings end up in header lines, URLs or file names: CR/LF would inject headers and
+  -- NUL would silently cut the value short in C.
+  string = function(v)
+    if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") then
+      return "non-empty string without CR, LF or NUL"
+    end
+  end,
   secret = function(v)
     if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") then
       return "non-empty string without CR, LF or NUL"
@@ -40,7 +46,8 @@ local COMMON = {
   base_url = "url", timeout = "positive", connect_timeout = "positive", retries = "count",
   rate_limit = "rate_limit", user_agent = "secret", proxy = "string", ca_file = "string",
   verify_tls = "boolean", on_request = "function", on_response = "function",
-  transport = { "curl" }, max_body = "positive_integer", backoff = "backoff",
+  transport = { "curl", "ngx" }, thread_pool = "string", max_body = "positive_integer",
+  backoff = "backoff",
 }
 
 local RATE_LIMIT = {
@@ -88,7 +95,8 @@ function check_value(ctor, name, kind, v)
   elseif kind == "backoff" then
     check_table(ctor, name, BACKOFF, v)
   elseif kind == "url" then
-    if type(v) ~= "string" or not v:find("^https?://[^%s]+$") then
+    -- No spaces or control characters: a NUL would cut the URL short in libcurl.
+    if type(v) ~= "string" or not v:find("^https?://[^%s%c]+$") then
       fail(ctor, "bad option '%s' (http:// or https:// URL expected, got %s)", name,
         type(v) == "string" and ("%q"):format(v) or describe(v))
     end
