@@ -19,17 +19,8 @@
 
 struct aud_http {
     CURL *curl;
-    struct aud_http_config cfg; /* its strings point at the copies below */
-    char *ca_file;
-    char *proxy;
-    char *user_agent;
-    char errbuf[CURL_ERROR_SIZE];
-    struct aud_buf body;
-    struct aud_headers headers;
-    size_t header_bytes;
-    int body_too_large;
-    int headers_too_large;
-    int out_of_memory;
+    struct aud_http_config cfg; /* owns its strings */
+    struct aud_http_xfer x;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -114,11 +105,49 @@ static char *dup_or_null(const char *s, int *failed)
     return d;
 }
 
-static void free_strings(struct aud_http *h)
+int aud_http_config_copy(struct aud_http_config *dst,
+                         const struct aud_http_config *src)
 {
-    free(h->ca_file);
-    free(h->proxy);
-    free(h->user_agent);
+    int failed = 0;
+    *dst = *src;
+    dst->ca_file = dup_or_null(src->ca_file, &failed);
+    dst->proxy = dup_or_null(src->proxy, &failed);
+    dst->user_agent = dup_or_null(src->user_agent, &failed);
+    if (failed) {
+        aud_http_config_release(dst);
+        return -1;
+    }
+    return 0;
+}
+
+/* The casts are sound: only aud_http_config_copy's heap copies get here. */
+void aud_http_config_release(struct aud_http_config *c)
+{
+    free((void *)c->ca_file);
+    free((void *)c->proxy);
+    free((void *)c->user_agent);
+    c->ca_file = NULL;
+    c->proxy = NULL;
+    c->user_agent = NULL;
+}
+
+void aud_http_xfer_init(struct aud_http_xfer *x)
+{
+    memset(x, 0, sizeof *x);
+    aud_buf_init(&x->body);
+    aud_headers_init(&x->headers);
+}
+
+void aud_http_xfer_clear(struct aud_http_xfer *x)
+{
+    aud_buf_clear(&x->body, KEEP_BODY_BYTES);
+    aud_headers_clear(&x->headers);
+}
+
+void aud_http_xfer_free(struct aud_http_xfer *x)
+{
+    aud_buf_free(&x->body);
+    aud_headers_free(&x->headers);
 }
 
 struct aud_http *aud_http_new(const struct aud_http_config *cfg, char *err,
@@ -129,26 +158,16 @@ struct aud_http *aud_http_new(const struct aud_http_config *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int failed = 0;
-    h->ca_file = dup_or_null(cfg->ca_file, &failed);
-    h->proxy = dup_or_null(cfg->proxy, &failed);
-    h->user_agent = dup_or_null(cfg->user_agent, &failed);
-    h->cfg = *cfg;
-    h->cfg.ca_file = h->ca_file;
-    h->cfg.proxy = h->proxy;
-    h->cfg.user_agent = h->user_agent;
-    aud_buf_init(&h->body);
-    aud_headers_init(&h->headers);
-    if (failed) {
+    aud_http_xfer_init(&h->x);
+    if (aud_http_config_copy(&h->cfg, cfg) != 0) {
         snprintf(err, errlen, "out of memory");
-        free_strings(h);
         free(h);
         return NULL;
     }
     h->curl = curl_easy_init();
     if (h->curl == NULL) {
         snprintf(err, errlen, "curl_easy_init failed");
-        free_strings(h);
+        aud_http_config_release(&h->cfg);
         free(h);
         return NULL;
     }
@@ -157,8 +176,7 @@ struct aud_http *aud_http_new(const struct aud_http_config *cfg, char *err,
 
 void aud_http_clear(struct aud_http *h)
 {
-    aud_buf_clear(&h->body, KEEP_BODY_BYTES);
-    aud_headers_clear(&h->headers);
+    aud_http_xfer_clear(&h->x);
 }
 
 void aud_http_free(struct aud_http *h)
@@ -166,17 +184,16 @@ void aud_http_free(struct aud_http *h)
     if (h == NULL)
         return;
     curl_easy_cleanup(h->curl);
-    aud_buf_free(&h->body);
-    aud_headers_free(&h->headers);
-    free_strings(h);
+    aud_http_xfer_free(&h->x);
+    aud_http_config_release(&h->cfg);
     free(h);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct aud_http *h = ud;
+    struct aud_http_xfer *h = ud;
     size_t n = size * nmemb; /* libcurl documents size as always 1 */
-    if (n > h->cfg.max_body - h->body.len) {
+    if (n > h->max_body - h->body.len) {
         h->body_too_large = 1;
         return 0; /* anything but n makes libcurl abort the transfer */
     }
@@ -189,7 +206,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct aud_http *h = ud;
+    struct aud_http_xfer *h = ud;
     size_t n = size * nmemb;
     if (n > AUD_HTTP_MAX_HEADER_BYTES - h->header_bytes) {
         h->headers_too_large = 1;
@@ -220,7 +237,7 @@ static int method_is(const char *m, const char *want)
 
 #define SETOPT(opt, val)                                                     \
     do {                                                                     \
-        CURLcode rc_ = curl_easy_setopt(h->curl, opt, val);                  \
+        CURLcode rc_ = curl_easy_setopt(curl, opt, val);                  \
         if (rc_ != CURLE_OK) {                                               \
             snprintf(res->message, sizeof res->message,                      \
                      "curl_easy_setopt(" #opt ") failed: %s",                \
@@ -231,11 +248,12 @@ static int method_is(const char *m, const char *want)
 
 /* Everything curl_easy_reset wiped: the handle-wide settings first, then
  * this request's. */
-static int apply_options(struct aud_http *h, const struct aud_http_request *req,
+static int apply_options(CURL *curl, const struct aud_http_config *c,
+                         struct aud_http_xfer *h,
+                         const struct aud_http_request *req,
                          struct curl_slist *headers,
                          struct aud_http_response *res)
 {
-    const struct aud_http_config *c = &h->cfg;
     double timeout = req->timeout > 0 ? req->timeout : c->timeout;
 
     SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
@@ -362,51 +380,60 @@ static enum aud_http_outcome fail(struct aud_http_response *res,
     return o;
 }
 
-enum aud_http_outcome aud_http_perform(struct aud_http *h,
-                                       const struct aud_http_request *req,
-                                       struct aud_http_response *res)
+int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
+                     struct aud_http_xfer *x, const struct aud_http_request *req,
+                     struct curl_slist **headers, struct aud_http_response *res)
 {
     memset(res, 0, sizeof *res);
-    res->headers = &h->headers;
-    aud_http_clear(h);
-    h->header_bytes = 0;
-    h->body_too_large = 0;
-    h->headers_too_large = 0;
-    h->out_of_memory = 0;
-    h->errbuf[0] = '\0';
+    res->headers = &x->headers;
+    *headers = NULL;
+    aud_http_xfer_clear(x);
+    x->max_body = cfg->max_body;
+    x->header_bytes = 0;
+    x->body_too_large = 0;
+    x->headers_too_large = 0;
+    x->out_of_memory = 0;
+    x->errbuf[0] = '\0';
 
     /* Resetting (rather than making a new handle) keeps live connections
      * and the DNS and TLS session caches, while no option of the previous
      * request (method, body, headers) can leak into this one. */
-    curl_easy_reset(h->curl);
+    curl_easy_reset(curl);
 
-    struct curl_slist *headers = build_headers(req);
-    if (headers == NULL) {
+    struct curl_slist *list = build_headers(req);
+    if (list == NULL) {
         snprintf(res->message, sizeof res->message, "out of memory");
-        return fail(res, AUD_HTTP_NETWORK, 0);
+        fail(res, AUD_HTTP_NETWORK, 0);
+        return -1;
     }
-    if (apply_options(h, req, headers, res) != 0) {
-        curl_slist_free_all(headers);
-        return fail(res, AUD_HTTP_NETWORK, 0);
+    if (apply_options(curl, cfg, x, req, list, res) != 0) {
+        curl_slist_free_all(list);
+        fail(res, AUD_HTTP_NETWORK, 0);
+        return -1;
     }
+    *headers = list;
+    return 0;
+}
 
-    CURLcode rc = curl_easy_perform(h->curl);
-
+enum aud_http_outcome aud_http_finish(CURL *curl, struct aud_http_xfer *h,
+                                      CURLcode rc, struct curl_slist *headers,
+                                      struct aud_http_response *res)
+{
     /* The list must outlive the transfer but not the call; unhooking it
      * first means the handle never holds a dangling pointer. */
-    CURLcode unhook = curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER,
-                                       (struct curl_slist *)NULL);
+    CURLcode unhook =
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_slist_free_all(headers);
     if (rc == CURLE_OK && unhook != CURLE_OK)
         rc = unhook;
 
     curl_off_t total = 0;
-    if (curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK)
+    if (curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK)
         res->elapsed = (double)total / 1e6;
 
     if (rc == CURLE_OK) {
         long status = 0;
-        rc = curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+        rc = curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         if (rc == CURLE_OK) {
             res->outcome = AUD_HTTP_OK;
             res->status = status;
@@ -417,11 +444,11 @@ enum aud_http_outcome aud_http_perform(struct aud_http *h,
         }
     }
 
-    int sent = was_sent(h->curl, rc);
-    aud_http_clear(h); /* a partial body or header set is never returned */
+    int sent = was_sent(curl, rc);
+    aud_http_xfer_clear(h); /* a partial body or header set is never returned */
     if (h->body_too_large) {
         snprintf(res->message, sizeof res->message,
-                 "response body exceeds max_body (%zu bytes)", h->cfg.max_body);
+                 "response body exceeds max_body (%zu bytes)", h->max_body);
         return fail(res, AUD_HTTP_TOO_LARGE, sent);
     }
     if (h->headers_too_large) {
@@ -441,4 +468,15 @@ enum aud_http_outcome aud_http_perform(struct aud_http *h,
     if (is_tls_error(rc))
         return fail(res, AUD_HTTP_TLS, sent);
     return fail(res, AUD_HTTP_NETWORK, sent);
+}
+
+enum aud_http_outcome aud_http_perform(struct aud_http *h,
+                                       const struct aud_http_request *req,
+                                       struct aud_http_response *res)
+{
+    struct curl_slist *headers;
+    if (aud_http_prepare(h->curl, &h->cfg, &h->x, req, &headers, res) != 0)
+        return res->outcome;
+    CURLcode rc = curl_easy_perform(h->curl);
+    return aud_http_finish(h->curl, &h->x, rc, headers, res);
 }

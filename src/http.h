@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "headers.h"
 
 /* Response header bytes accepted per transfer, interim responses included. */
@@ -43,8 +44,8 @@ enum aud_http_outcome {
 struct aud_http_response {
     enum aud_http_outcome outcome;
     long status;
-    /* body and headers belong to the handle: valid until the next
-     * perform, aud_http_clear or aud_http_free. */
+    /* body and headers belong to the handle (or the multi transfer):
+     * valid until the next perform, aud_http_clear or aud_http_free. */
     const char *body;
     size_t body_len;
     const struct aud_headers *headers;
@@ -74,6 +75,48 @@ void aud_http_clear(struct aud_http *h);
 void aud_http_free(struct aud_http *h);
 
 const char *aud_http_outcome_name(enum aud_http_outcome o);
+
+/* ---- one transfer's setup and outcome, shared with multi.c ------------
+ * aud_http_perform is prepare, curl_easy_perform, finish; the multi path
+ * runs the same two halves around curl_multi_*, so both classify failures
+ * and decide "sent" identically. */
+
+/* What one transfer's callbacks collect. */
+struct aud_http_xfer {
+    char errbuf[CURL_ERROR_SIZE];
+    struct aud_buf body;
+    struct aud_headers headers;
+    size_t max_body;
+    size_t header_bytes;
+    int body_too_large;
+    int headers_too_large;
+    int out_of_memory;
+};
+
+void aud_http_xfer_init(struct aud_http_xfer *x);
+/* Drops the last response but keeps modest buffers for the next one. */
+void aud_http_xfer_clear(struct aud_http_xfer *x);
+void aud_http_xfer_free(struct aud_http_xfer *x);
+
+/* Deep copy of the config's strings into dst; 0, or -1 (memory) leaving
+ * dst empty. Release with aud_http_config_release. */
+int aud_http_config_copy(struct aud_http_config *dst,
+                         const struct aud_http_config *src);
+void aud_http_config_release(struct aud_http_config *c);
+
+/* Resets curl and sets every option for req, with x collecting the
+ * response. *headers receives the list the handle now points at: it must
+ * outlive the transfer and goes back through aud_http_finish. Returns 0,
+ * or -1 with res filled as a not-sent network failure (*headers NULL). */
+int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
+                     struct aud_http_xfer *x, const struct aud_http_request *req,
+                     struct curl_slist **headers, struct aud_http_response *res);
+/* Classifies a finished transfer: rc is curl_easy_perform's result or a
+ * CURLMSG_DONE message's. Unhooks and frees headers. Fills res (body and
+ * headers point into x) and returns res->outcome. */
+enum aud_http_outcome aud_http_finish(CURL *curl, struct aud_http_xfer *x,
+                                      CURLcode rc, struct curl_slist *headers,
+                                      struct aud_http_response *res);
 
 /* Injection guards for caller-supplied strings (1 = acceptable). A method
  * must be an RFC 9110 token; a URL and header lines must not contain NUL,

@@ -43,6 +43,8 @@ void aud_l_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 /* audience.http userdata and curl_version; initialises libcurl first,
  * so it must be the first part opened. */
 void aud_l_open_http(lua_State *L);
+/* audience.multi userdata (parallel requests); after aud_l_open_http. */
+void aud_l_open_multi(lua_State *L);
 /* audience.limiter userdata. */
 void aud_l_open_limiter(lua_State *L);
 /* Clock, randomness, Retry-After and backoff, integerize, rate headers. */

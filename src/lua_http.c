@@ -6,6 +6,7 @@
 
 #include "http.h"
 #include "lua_common.h"
+#include "lua_http.h"
 
 #define HTTP_MT "audience.http"
 
@@ -111,7 +112,7 @@ static const char *push_default_user_agent(lua_State *L)
     return lua_tostring(L, -1);
 }
 
-static int l_http(lua_State *L)
+void aud_l_http_config(lua_State *L, struct aud_http_config *cfg_out)
 {
     if (!lua_isnoneornil(L, 1))
         luaL_checktype(L, 1, LUA_TTABLE);
@@ -131,6 +132,13 @@ static int l_http(lua_State *L)
     cfg.user_agent = string_option(L, "user_agent", 1);
     if (cfg.user_agent == NULL)
         cfg.user_agent = push_default_user_agent(L);
+    *cfg_out = cfg;
+}
+
+static int l_http(lua_State *L)
+{
+    struct aud_http_config cfg;
+    aud_l_http_config(L, &cfg);
 
     struct lhttp *u = aud_newuserdata(L, sizeof *u);
     u->h = NULL;
@@ -156,7 +164,9 @@ static const char **check_header_lines(lua_State *L, int arg, size_t *count)
     *count = 0;
     if (lua_isnoneornil(L, arg))
         return NULL;
-    luaL_checktype(L, arg, LUA_TTABLE);
+    if (!lua_istable(L, arg))
+        luaL_argerror(L, arg, lua_pushfstring(L, "headers must be a table or nil, got %s",
+                                              luaL_typename(L, arg)));
     size_t n = lua_rawlen(L, arg);
     if (n > SIZE_MAX / sizeof(char *))
         luaL_argerror(L, arg, "too many headers");
@@ -179,7 +189,7 @@ static const char **check_header_lines(lua_State *L, int arg, size_t *count)
     return lines;
 }
 
-static void push_headers(lua_State *L, const struct aud_headers *hs)
+void aud_l_push_http_headers(lua_State *L, const struct aud_headers *hs)
 {
     lua_createtable(L, 0, (int)(hs->count < 1024 ? hs->count : 1024));
     for (size_t i = 0; i < hs->count; i++) {
@@ -190,36 +200,54 @@ static void push_headers(lua_State *L, const struct aud_headers *hs)
     }
 }
 
+/* A string or a number, as luaL_checklstring takes, with a message that
+ * names the argument. */
+static const char *check_lstring(lua_State *L, int arg, const char *name,
+                                 size_t *len)
+{
+    if (!lua_isstring(L, arg))
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string, got %s",
+                                              name, luaL_typename(L, arg)));
+    return lua_tolstring(L, arg, len);
+}
+
+void aud_l_http_request(lua_State *L, int arg, struct aud_http_request *req)
+{
+    size_t len;
+    req->method = check_lstring(L, arg, "method", &len);
+    if (!aud_http_valid_method(req->method, len))
+        luaL_argerror(L, arg, "method must be an HTTP token");
+    req->url = check_lstring(L, arg + 1, "url", &len);
+    if (!aud_http_valid_url(req->url, len))
+        luaL_argerror(L, arg + 1, "url must be non-empty without CR, LF or NUL");
+    req->body = NULL;
+    req->body_len = 0;
+    if (!lua_isnoneornil(L, arg + 3)) {
+        if (lua_type(L, arg + 3) != LUA_TSTRING)
+            luaL_argerror(L, arg + 3, lua_pushfstring(L, "body must be a string or nil, got %s",
+                                                      luaL_typename(L, arg + 3)));
+        req->body = lua_tolstring(L, arg + 3, &req->body_len);
+        if (strcmp(req->method, "HEAD") == 0)
+            luaL_argerror(L, arg + 3, "a HEAD request cannot have a body");
+    }
+    req->timeout = 0;
+    if (!lua_isnoneornil(L, arg + 4)) {
+        if (!lua_isnumber(L, arg + 4))
+            luaL_argerror(L, arg + 4, lua_pushfstring(L, "timeout must be a number or nil, got %s",
+                                                      luaL_typename(L, arg + 4)));
+        req->timeout = (double)lua_tonumber(L, arg + 4);
+        if (!(req->timeout > 0) || !isfinite(req->timeout))
+            luaL_argerror(L, arg + 4, "timeout must be a positive number");
+    }
+    lua_settop(L, arg + 4);
+    req->headers = check_header_lines(L, arg + 2, &req->nheaders);
+}
+
 static int l_http_perform(lua_State *L)
 {
     struct aud_http *h = check_http(L);
     struct aud_http_request req;
-    size_t len;
-
-    req.method = luaL_checklstring(L, 2, &len);
-    if (!aud_http_valid_method(req.method, len))
-        return luaL_argerror(L, 2, "method must be an HTTP token");
-    req.url = luaL_checklstring(L, 3, &len);
-    if (!aud_http_valid_url(req.url, len))
-        return luaL_argerror(L, 3, "url must be non-empty without CR, LF or NUL");
-    req.body = NULL;
-    req.body_len = 0;
-    if (!lua_isnoneornil(L, 5)) {
-        if (lua_type(L, 5) != LUA_TSTRING)
-            return luaL_argerror(L, 5, lua_pushfstring(L, "body must be a string or nil, got %s",
-                                                       luaL_typename(L, 5)));
-        req.body = lua_tolstring(L, 5, &req.body_len);
-        if (strcmp(req.method, "HEAD") == 0)
-            return luaL_argerror(L, 5, "a HEAD request cannot have a body");
-    }
-    req.timeout = 0;
-    if (!lua_isnoneornil(L, 6)) {
-        req.timeout = (double)luaL_checknumber(L, 6);
-        if (!(req.timeout > 0) || !isfinite(req.timeout))
-            return luaL_argerror(L, 6, "timeout must be a positive number");
-    }
-    lua_settop(L, 6);
-    req.headers = check_header_lines(L, 4, &req.nheaders);
+    aud_l_http_request(L, 2, &req);
 
     struct aud_http_response res;
     if (aud_http_perform(h, &req, &res) != AUD_HTTP_OK) {
@@ -231,7 +259,7 @@ static int l_http_perform(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)res.status);
     lua_pushlstring(L, res.body, res.body_len);
-    push_headers(L, res.headers);
+    aud_l_push_http_headers(L, res.headers);
     lua_createtable(L, 0, 2);
     lua_pushnumber(L, (lua_Number)res.elapsed);
     lua_setfield(L, -2, "elapsed");

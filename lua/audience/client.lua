@@ -129,7 +129,12 @@ function Client:_wait_for_quota(method, path, url, extra)
   local waited = 0
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
   for _ = 1, 100000 do
-    local wait = lim:acquire(self._now())
+    local wait, store_err = lim:acquire(self._now())
+    if wait == nil then
+      -- The shared quota store (Redis) cannot be reached: say so rather than guess.
+      return nil, self:_error({ kind = "network", code = "quota_store",
+        message = "rate-limit store unavailable: " .. tostring(store_err) }, method, path, url, extra)
+    end
     if wait <= 0 then return true end
     if not rl.wait or (rl.max_wait and waited + wait > rl.max_wait) then
       return nil, self:_error({
@@ -369,9 +374,18 @@ function Client:rate_limit()
            blocked_until = s.blocked_until }
 end
 
---- Releases the connection. Calling it twice is harmless; calls after it raise.
+--- Runs many independent calls with at most `opts.concurrency` (default 8) requests in
+--- flight, each through the same quota, retries and errors as a single call. `calls`
+--- holds functions that use this client, or request tables { method, path, body =, ... }.
+--- Returns one { value =, err = } per call, in input order.
+function Client:parallel(calls, opts)
+  return require("audience.parallel").run(self, calls, opts)
+end
+
+--- Releases the connections. Calling it twice is harmless; calls after it raise.
 function Client:close()
   self._http:close()
+  if self._multi then self._multi:close() end
 end
 
 Client.__close = Client.close
@@ -394,12 +408,13 @@ function M.new(provider, opts)
   local a = auth.prepare(provider, o)
   self._auth, self._secrets, self._secret_headers = a.lines, a.secrets, a.secret_headers
 
-  local t = transport.new(o.transport, {
+  self._transport_settings = {
     timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,
     ca_file = o.ca_file, proxy = o.proxy, user_agent = o.user_agent or user_agent(),
     max_body = o.max_body,
-  }, o.thread_pool)
-  self._http, self._sleep, self._now = t.http, t.sleep, t.now
+  }
+  local t = transport.new(o.transport, self._transport_settings, o.thread_pool)
+  self._http, self._sleep, self._now, self._transport_name = t.http, t.sleep, t.now, t.name
 
   local rl = {}
   for k, v in pairs(o.rate_limit or {}) do rl[k] = v end

@@ -56,6 +56,7 @@ local function ngx_transport(settings, pool)
   function http.close() end
 
   return {
+    name = "ngx",
     http = http,
     sleep = function(seconds)
       check_phase(ngx)
@@ -77,7 +78,7 @@ function M.new(name, settings, pool)
     end
     return ngx_transport(settings, pool or "audience")
   end
-  return { http = core.http(settings), sleep = core.sleep, now = core.now }
+  return { name = "curl", http = core.http(settings), sleep = core.sleep, now = core.now }
 end
 
 return M
