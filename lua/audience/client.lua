@@ -15,15 +15,14 @@ local Client = {}
 Client.__index = Client
 
 local REDACTED = "[REDACTED]"
-
--- Per account (in this process or nginx worker): whether an answer has come back yet,
--- and how many requests are out. See Client:_wait_for_first_answer.
-local PROBES = {}
+-- Locals for what every call uses (a global is a table lookup each time).
+local find, type, pairs, ipairs = string.find, type, pairs, ipairs
 
 -- Methods whose repetition cannot do anything twice; everything else is retried only
 -- when the request provably never reached the server.
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
+local MAX_5XX_WAIT = 300
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -44,10 +43,28 @@ end
 --- Replaces every occurrence of the client's secrets, and of the call's own secrets
 --- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
 --- percent-encoded in URLs, so both forms are replaced.
+-- The client's own secrets and their encoded forms, in the order _scrub replaces them,
+-- worked out once: scrubbing runs on every response header of every call.
+local function secret_forms(self)
+  local forms = self._secret_forms
+  if not forms then
+    forms = {}
+    for _, secret in ipairs(self._secrets) do
+      forms[#forms + 1] = secret
+      local encoded = core.urlencode(secret)
+      if encoded ~= secret then forms[#forms + 1] = encoded end
+    end
+    self._secret_forms = forms
+  end
+  return forms
+end
+
 function Client:_scrub(s, extra)
   if type(s) ~= "string" then return s end
-  for _, list in ipairs{ self._secrets, extra or {} } do
-    for _, secret in ipairs(list) do
+  local forms = secret_forms(self)
+  for i = 1, #forms do s = replace_plain(s, forms[i]) end
+  if extra then
+    for _, secret in ipairs(extra) do
       s = replace_plain(s, secret)
       local encoded = core.urlencode(secret)
       if encoded ~= secret then s = replace_plain(s, encoded) end
@@ -62,8 +79,13 @@ function Client:_error(fields, method, path, url, extra)
   fields.path = self:_scrub(path, extra)
   fields.url = self:_scrub(url, extra)
   fields.message = self:_scrub(fields.message, extra)
+  fields.code = self:_scrub(fields.code, extra)
   if fields.details then
-    for _, d in ipairs(fields.details) do d.message = self:_scrub(d.message, extra) end
+    for _, d in ipairs(fields.details) do
+      d.message = self:_scrub(d.message, extra)
+      d.field = self:_scrub(d.field, extra)
+      d.code = self:_scrub(d.code, extra)
+    end
   end
   return Error.new(fields)
 end
@@ -124,12 +146,44 @@ function Client:_redacted_headers(lines, extra)
   return out
 end
 
+-- What callers see of a response's headers: a server that echoes a credential back
+-- (in a debugging header, say) must not hand it to logs through last_response or hooks.
+-- The pipeline itself reads the headers as received.
+-- Copies only when something had to be replaced: the table as received is returned
+-- otherwise, which costs nothing on the hot path.
+function Client:_scrub_headers(headers, extra)
+  local forms, out = secret_forms(self), nil
+  for name, value in pairs(headers) do
+    local clean, tv = value, type(value)
+    if tv == "table" then
+      clean = {}
+      for i, v in ipairs(value) do clean[i] = self:_scrub(v, extra) end
+    elseif extra or tv ~= "string" then
+      clean = self:_scrub(value, extra)
+    else
+      for i = 1, #forms do
+        if find(clean, forms[i], 1, true) then clean = replace_plain(clean, forms[i]) end
+      end
+    end
+    if clean ~= value then
+      if not out then
+        out = {}
+        for k, v in pairs(headers) do out[k] = v end
+      end
+      out[name] = clean
+    end
+  end
+  return out or headers
+end
+
 function Client:_wait_for_quota(method, path, url, extra)
   local lim, rl = self._limiter, self._rate_limit
   local waited = 0
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
   for _ = 1, 100000 do
-    local wait, store_err = lim:acquire(self._now())
+    -- Probing: while the account's count is unknown, one request finds it out and the
+    -- others (other coroutines, workers, processes) wait for its answer.
+    local wait, store_err = lim:acquire(self._now(), self._probe_quota)
     if wait == nil then
       -- The shared quota store (Redis) cannot be reached: say so rather than guess.
       return nil, self:_error({ kind = "network", code = "quota_store",
@@ -148,25 +202,24 @@ function Client:_wait_for_quota(method, path, url, extra)
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
--- Until an account's first answer is back, nothing is known of the server's quota, and
--- a burst of concurrent calls (nginx coroutines, parallel requests) could all go out
--- and be refused. So one request finds out while the others wait for its answer.
-function Client:_wait_for_first_answer(limit_seconds)
-  local probe = self._probe
-  local waited = 0
-  while not probe.answered and probe.inflight > 0 and waited < limit_seconds do
-    self._sleep(0.01)
-    waited = waited + 0.01
-  end
-end
-
+-- Feeds the limiter what an attempt taught (headers is nil when no answer came).
 function Client:_observe(headers)
   local names = self._provider.rate_headers
   if not names then return end
-  local limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
+  local limit, remaining, reset_at
+  if headers then limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now()) end
   if limit or remaining or reset_at then
     self._limiter:observe(limit, remaining, reset_at, self._now())
+    return
   end
+  if headers then
+    -- This server does not say: waiting for a count that never comes would only slow
+    -- every call down.
+    self._probe_quota = false
+  end
+  -- Nothing learned: free the probe so that the next request (this one's retry, say)
+  -- goes out at once.
+  self._limiter:observe(nil, nil, nil, self._now())
 end
 
 local function snippet(body)
@@ -236,6 +289,10 @@ function Client:_interpret(method, status, body, headers, state)
 
   if status >= 500 then state.maybe_done = true end
   if status == 502 or status == 503 or status == 504 then
+    -- "Come back in an hour" from a failing server is reported, not slept on: a cron
+    -- job or an nginx worker would stall. max_wait sets the bound (default 5 minutes).
+    local bound = self._rate_limit.max_wait or MAX_5XX_WAIT
+    if fields.retry_after and fields.retry_after > bound then return nil, fields, false end
     return nil, fields, state.repeatable, fields.retry_after
   end
   return nil, fields, false
@@ -281,8 +338,6 @@ function Client:_call(method, path, spec)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local probe = self._probe
-    if not probe.answered then self:_wait_for_first_answer(spec.timeout or self._timeout) end
     local ok, quota_err = self:_wait_for_quota(method, path, url, extra)
     if not ok then return nil, quota_err end
 
@@ -300,22 +355,18 @@ function Client:_call(method, path, spec)
     end
 
     local started = core.monotonic()
-    probe.inflight = probe.inflight + 1
-    local done, status, rbody, rheaders, fourth = pcall(self._http.perform, self._http, method, url, lines, body,
-      spec.timeout)
-    probe.inflight = probe.inflight - 1
-    if not done then error(status, 0) end
-    if status then probe.answered = true end
+    local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
     local elapsed = core.monotonic() - started
 
     local res, value, fields, retryable, delay
     if status then
-      res = { status = status, headers = rheaders }
+      res = { status = status, headers = self:_scrub_headers(rheaders, extra) }
       self:_observe(rheaders)
       value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, state)
     else
       -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
       local kind, message, sent = rbody, rheaders, fourth
+      if self._probe_quota then self:_observe(nil) end
       fields = { kind = (kind == "timeout") and "timeout" or "network", message = message }
       if kind == "tls" or kind == "too_large" then
         fields.code = kind
@@ -332,7 +383,7 @@ function Client:_call(method, path, spec)
       info.status = status
       info.elapsed = elapsed
       info.error = err
-      info.response_headers = rheaders ~= nil and status and rheaders or nil
+      info.response_headers = res and res.headers or nil
       info.rate_limit = self:rate_limit()
       self:_hook("on_response", info)
     end
@@ -362,8 +413,9 @@ end
 function Client:request(method, path, opts)
   check_request_args(method, path, opts)
   opts = opts or {}
-  options.check_call_options("request", opts, { query = "table", body = "any", headers = "table",
+  options.check_call_options("request", opts, { query = "table", body = "body", headers = "table",
     timeout = "positive", content_type = "string", idempotency_key = "string" })
+  if opts.query then options.check_query("request", 3, "opts.query", opts.query) end
   return self:_call(method:upper(), path, opts)
 end
 
@@ -428,12 +480,10 @@ function M.new(provider, opts)
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
   local key = provider.name .. ":" .. account
   self._limiter = limiter.new(key, rl)
-  -- Providers without quota headers have nothing to learn from a first answer.
-  PROBES[key] = PROBES[key] or { answered = provider.rate_headers == nil, inflight = 0 }
-  self._probe = PROBES[key]
-  self._timeout = o.timeout or 30
+  self._probe_quota = provider.rate_headers ~= nil
 
   require("audience.resource").attach(self, provider)
+  require("audience.helpers").attach(self)
   return self
 end
 

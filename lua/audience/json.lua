@@ -52,10 +52,49 @@ local function integer_text(n)
   return string.format("%d", i)
 end
 
+local MAX_DEPTH = 200
+
+-- Where in the value a problem is, e.g. "fields[2].value" ("the value itself" at the top).
+local function path_of(keys, n)
+  if n == 0 then return "the value itself" end
+  local out = {}
+  for i = 1, n do
+    local k = keys[i]
+    if type(k) == "string" and k:find("^[%a_][%w_]*$") then
+      out[#out + 1] = (i > 1 and "." or "") .. k
+    elseif type(k) == "number" then
+      out[#out + 1] = "[" .. (tointeger(k) or k) .. "]"
+    else
+      out[#out + 1] = "[" .. ("%q"):format(tostring(k)) .. "]"
+    end
+  end
+  local path = table.concat(out)
+  if #path > 200 then path = path:sub(1, 200) .. "..." end
+  return path
+end
+
+-- A refusal raised from inside the walk; encode() turns it into (nil, message).
+local Refusal = {}
+
+local function refuse(keys, n, what, where)
+  error(setmetatable({ message = what .. (where or " at ") .. path_of(keys, n) }, Refusal), 0)
+end
+
+local function describe_number(v)
+  if v ~= v then return "NaN" end
+  return v > 0 and "infinity" or "-infinity"
+end
+
 -- Returns the value to encode in place of `v` (the same object when nothing changes).
-local function substitute(v, fragments, depth)
+-- `keys[1..depth]` is the path to `v`; `open` holds the tables being walked, so a table
+-- that contains itself is reported instead of overflowing the stack. Everything JSON
+-- cannot hold is refused here, naming where it is.
+local function substitute(v, fragments, keys, depth, open)
   local tv = type(v)
   if tv == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      refuse(keys, depth, describe_number(v) .. " (not a JSON number)")
+    end
     local text = integer_text(v)
     if text then
       fragments[#fragments + 1] = text
@@ -63,7 +102,10 @@ local function substitute(v, fragments, depth)
     end
     return v
   end
-  if tv ~= "table" or depth > 200 then return v end
+  if tv == "string" or tv == "boolean" or v == M.null then return v end
+  if tv ~= "table" then refuse(keys, depth, "a " .. tv .. " (not a JSON value)") end
+  if open[v] then refuse(keys, depth, "a cycle (a table that contains itself)") end
+  if depth >= MAX_DEPTH then refuse(keys, depth, ("nesting deeper than %d levels"):format(MAX_DEPTH)) end
   if next(v) == nil then
     if ARRAY[v] then
       fragments[#fragments + 1] = "[]"
@@ -71,9 +113,15 @@ local function substitute(v, fragments, depth)
     end
     return v
   end
+  open[v] = true
   local copy
   for k, item in pairs(v) do
-    local new = substitute(item, fragments, depth + 1)
+    local tk = type(k)
+    if tk ~= "string" and tk ~= "number" then
+      refuse(keys, depth, "a key of type " .. tk .. " (JSON keys are strings)", " in ")
+    end
+    keys[depth + 1] = k
+    local new = substitute(item, fragments, keys, depth + 1, open)
     if new ~= item then
       if not copy then
         copy = {}
@@ -82,14 +130,22 @@ local function substitute(v, fragments, depth)
       copy[k] = new
     end
   end
+  keys[depth + 1] = nil
+  open[v] = nil
   return copy or v
 end
 
---- Encodes `v`; returns the JSON text, or nil and a message.
+--- Encodes `v`; returns the JSON text, or nil and a message that says what cannot be
+--- sent and where (NaN, infinity, a function, a cycle...).
 function M.encode(v)
   local fragments = {}
-  local value = substitute(v, fragments, 0)
-  local ok, text = pcall(cjson.encode, value)
+  local ok, value = pcall(substitute, v, fragments, {}, 0, {})
+  if not ok then
+    if getmetatable(value) == Refusal then return nil, value.message end
+    error(value, 0)
+  end
+  local text
+  ok, text = pcall(cjson.encode, value)
   if not ok then return nil, tostring(text) end
   if #fragments > 0 then
     text = text:gsub(MARK_ENCODED, function(i) return fragments[tonumber(i)] end)

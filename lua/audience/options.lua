@@ -40,6 +40,10 @@ local KINDS = {
   boolean = function(v) if type(v) ~= "boolean" then return "boolean" end end,
   ["function"] = function(v) if type(v) ~= "function" then return "function" end end,
   table = function(v) if type(v) ~= "table" then return "table" end end,
+  -- A request body: a table (sent as JSON) or the exact bytes to send.
+  body = function(v)
+    if type(v) ~= "table" and type(v) ~= "string" then return "table or string" end
+  end,
 }
 
 local COMMON = {
@@ -83,9 +87,12 @@ function check_value(ctor, name, kind, v)
       if v == allowed then return end
     end
     local shown = {}
-    for i, allowed in ipairs(kind) do shown[i] = ("%q"):format(allowed) end
+    for i, allowed in ipairs(kind) do
+      shown[i] = type(allowed) == "string" and ("%q"):format(allowed) or tostring(allowed)
+    end
     fail(ctor, "bad option '%s' (one of %s expected, got %s)", name,
-      table.concat(shown, ", "), type(v) == "string" and ("%q"):format(v) or describe(v))
+      table.concat(shown, ", "), type(v) == "string" and ("%q"):format(v)
+        or (describe(v) == "number" and tostring(v)) or describe(v))
   elseif kind == "rate_limit" then
     check_table(ctor, name, RATE_LIMIT, v)
     if (v.limit == nil) ~= (v.per == nil) then
@@ -141,6 +148,38 @@ function M.check_call_options(fname, opts, schema)
     if expected then
       error(("audience: bad option '%s' in call to '%s' (%s expected, got %s)")
         :format(k, fname, expected, describe(v)), 0)
+    end
+  end
+end
+
+local function scalar_param(v)
+  local tv = type(v)
+  return tv == "string" or tv == "boolean" or finite(v)
+end
+
+--- Validates a query table: strings, booleans, finite numbers, or lists of those.
+--- Anything else (NaN, a nested table, a function) would go out as garbage such as
+--- "nan" or "table: 0x...", so it raises, naming the parameter:
+--- `audience: bad argument #n to 'fname' (prefix.key: ... expected, got ...)`.
+function M.check_query(fname, n, prefix, query)
+  local function bad(name, expected, v)
+    error(("audience: bad argument #%d to '%s' (%s: %s expected, got %s)")
+      :format(n, fname, name, expected, describe(v)), 0)
+  end
+  for key, v in pairs(query) do
+    if type(key) ~= "string" then bad(prefix, "table with string keys", key) end
+    local name = prefix .. "." .. key
+    if type(v) == "table" then
+      local count = 0
+      for _ in pairs(v) do count = count + 1 end
+      if count ~= #v then bad(name, "string, number, boolean or list of them", v) end
+      for i = 1, #v do
+        if not scalar_param(v[i]) then
+          bad(("%s[%d]"):format(name, i), "string, finite number or boolean", v[i])
+        end
+      end
+    elseif not scalar_param(v) then
+      bad(name, type(v) == "number" and "finite number" or "string, number, boolean or list of them", v)
     end
   end
 end

@@ -21,6 +21,8 @@ local options = require "audience.options"
 local M = {}
 
 local MERGE_PATCH = "application/merge-patch+json"
+local NO_SCOPE = {}   -- read only: what `scope` is when a resource has none
+local type, pairs, ipairs, floor, abs = type, pairs, ipairs, math.floor, math.abs
 local MAX_EXACT = 2 ^ 53
 
 local function bad(fname, n, name, expected, v)
@@ -31,7 +33,8 @@ end
 local ARG_KINDS = {
   id = function(v)
     if type(v) == "string" then return v ~= "" end
-    return options.integral(v) and math.abs(v) < MAX_EXACT
+    -- options.integral(v), inlined: every call that takes an id runs this.
+    return type(v) == "number" and v == floor(v) and abs(v) < MAX_EXACT
   end,
   string = function(v) return type(v) == "string" and v ~= "" end,
   optional_string = function(v) return v == nil or (type(v) == "string" and v ~= "") end,
@@ -46,24 +49,74 @@ local ARG_EXPECTED = {
   optional_table = "table or nil",
 }
 
-local function check_arg(fname, n, name, kind, v)
-  if not ARG_KINDS[kind](v) then bad(fname, n, name, ARG_EXPECTED[kind], v) end
+-- Longer than any id of these APIs, and well below what servers accept in a URL.
+local MAX_SEGMENT = 4096
+
+-- Ids go into a single path segment: "../tags" must not climb out of it. Percent-encoding
+-- alone does not ensure that: servers and proxies (nginx among them) decode %2F and %2E
+-- before they route, so "a/b", "." and ".." are refused instead. Returns what was
+-- expected, or nil when `v` can be a segment.
+local function segment_problem(v)
+  if type(v) ~= "string" then return nil end
+  if v == "." or v == ".." or v:find("[/\\]") then
+    return "a single path segment (without '/' or '\\', not '.' or '..')"
+  end
+  if #v > MAX_SEGMENT then
+    return ("at most %d bytes (got %d)"):format(MAX_SEGMENT, #v)
+  end
+  return nil
 end
 
--- Ids go into a single path segment: "../tags" must not climb out of it.
+local function check_segment(fname, n, name, v)
+  local problem = segment_problem(v)
+  if problem then
+    -- The value itself is not shown: it may be a credential (a magic-link token).
+    error(("audience: bad argument #%d to '%s' (%s: %s expected)"):format(n, fname, name, problem), 0)
+  end
+end
+
+local function check_arg(fname, n, name, kind, v)
+  if not ARG_KINDS[kind](v) then bad(fname, n, name, ARG_EXPECTED[kind], v) end
+  if kind == "id" then check_segment(fname, n, name, v) end
+end
+
 local function segment(v)
   if type(v) == "number" then return string.format("%d", v) end
-  local s = core.urlencode(v)
-  if s == "." or s == ".." then s = s:gsub("%.", "%%2E") end
-  return s
+  return core.urlencode(v)
+end
+
+-- A template split once into { literal, name, literal, name, ..., literal }, matched
+-- exactly as gsub("{([%w_]+)}") would: templates come from provider descriptions, so
+-- there are few of them, and fill runs on every call.
+local TEMPLATES = {}
+
+local function template_parts(template)
+  local parts = TEMPLATES[template]
+  if parts then return parts end
+  parts = {}
+  local from = 1
+  for start, name, stop in template:gmatch("(){([%w_]+)}()") do
+    parts[#parts + 1] = template:sub(from, start - 1)
+    parts[#parts + 1] = name
+    from = stop
+  end
+  parts[#parts + 1] = template:sub(from)
+  TEMPLATES[template] = parts
+  return parts
 end
 
 local function fill(template, values)
-  return (template:gsub("{([%w_]+)}", function(name)
+  local parts = template_parts(template)
+  local out = parts[1]
+  for i = 2, #parts, 2 do
+    local name = parts[i]
     local v = values[name]
     if v == nil then error("audience: no value for path placeholder {" .. name .. "}", 0) end
-    return segment(v)
-  end))
+    local problem = segment_problem(v)
+    if problem then error(("audience: bad argument '%s' (%s expected)"):format(name, problem), 0) end
+    out = out .. segment(v) .. parts[i + 1]
+  end
+  return out
 end
 
 local function copy(t)
@@ -74,9 +127,10 @@ end
 
 local CALL_OPTIONS = { idempotency_key = "string", timeout = "positive", headers = "table" }
 
-local function call_spec(fname, opts, spec)
+-- `n`: the position of `opts` among the method's arguments (3 unless said).
+local function call_spec(fname, opts, spec, n)
   if opts ~= nil then
-    if type(opts) ~= "table" then bad(fname, 3, "opts", "table or nil", opts) end
+    if type(opts) ~= "table" then bad(fname, n or 3, "opts", "table or nil", opts) end
     options.check_call_options(fname, opts, CALL_OPTIONS)
     spec.idempotency_key, spec.timeout, spec.headers = opts.idempotency_key, opts.timeout, opts.headers
   end
@@ -192,7 +246,7 @@ end
 
 function Resource:_scope(fname, args)
   local values = {}
-  for i, name in ipairs(self._def.scope or {}) do
+  for i, name in ipairs(self._def.scope or NO_SCOPE) do
     check_arg(fname, i, name, "id", args[i])
     values[name] = args[i]
   end
@@ -230,7 +284,7 @@ function Resource:_page(path, query)
 end
 
 local function split_scope(self, fname, ...)
-  local nscope = #(self._def.scope or {})
+  local nscope = #(self._def.scope or NO_SCOPE)
   local args = { ... }
   local values = self:_scope(fname, args)
   local params = args[nscope + 1]
@@ -240,6 +294,7 @@ local function split_scope(self, fname, ...)
   if params and params.max_items ~= nil and not (options.integral(params.max_items) and params.max_items >= 0) then
     bad(fname, nscope + 1, "params.max_items", "non-negative integer", params.max_items)
   end
+  if params then options.check_query(fname, nscope + 1, "params", params) end
   return fill(self._def.path, values), params or {}
 end
 
@@ -294,7 +349,7 @@ local function get(self, ...)
   local fname = self._name .. ":get"
   local args = { ... }
   local values = self:_scope(fname, args)
-  local n = #(self._def.scope or {}) + 1
+  local n = #(self._def.scope or NO_SCOPE) + 1
   local value, err, res = self._client:_call("GET", self:_item_path(fname, n, args[n], values))
   return returns(self:_result(value), value, err, res)
 end
@@ -303,10 +358,10 @@ local function create(self, ...)
   local fname = self._name .. ":create"
   local args = { ... }
   local values = self:_scope(fname, args)
-  local n = #(self._def.scope or {}) + 1
+  local n = #(self._def.scope or NO_SCOPE) + 1
   check_arg(fname, n, "body", "table", args[n])
   local value, err, res = self._client:_call("POST", fill(self._def.path, values),
-    call_spec(fname, args[n + 1], { body = args[n] }))
+    call_spec(fname, args[n + 1], { body = args[n] }, n + 1))
   return returns(self:_result(value), value, err, res)
 end
 
@@ -314,11 +369,11 @@ local function update(self, ...)
   local fname = self._name .. ":update"
   local args = { ... }
   local values = self:_scope(fname, args)
-  local n = #(self._def.scope or {}) + 1
+  local n = #(self._def.scope or NO_SCOPE) + 1
   local path = self:_item_path(fname, n, args[n], values)
   check_arg(fname, n + 1, "body", "table", args[n + 1])
   local how = self._def.update
-  local spec = call_spec(fname, args[n + 2], { body = args[n + 1] })
+  local spec = call_spec(fname, args[n + 2], { body = args[n + 1] }, n + 2)
   if how.merge_patch then spec.content_type = MERGE_PATCH end
   local value, err, res = self._client:_call(how.method, path, spec)
   return returns(self:_result(value, how.returns_true), value, err, res)
@@ -328,7 +383,7 @@ local function delete(self, ...)
   local fname = self._name .. ":delete"
   local args = { ... }
   local values = self:_scope(fname, args)
-  local n = #(self._def.scope or {}) + 1
+  local n = #(self._def.scope or NO_SCOPE) + 1
   local value, err, res = self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
   return returns(value and true, value, err, res)
 end
@@ -344,9 +399,13 @@ local function action(name, def)
     local fname = self._name .. ":" .. name
     local args = { ... }
     local values = self:_scope(fname, args)
-    local base = #(self._def.scope or {})
+    local base = #(self._def.scope or NO_SCOPE)
     for i, arg in ipairs(def.args or {}) do
       check_arg(fname, base + i, arg[1], arg[2], args[base + i])
+      -- Strings that go into the path (a magic-link token) follow the rules of ids.
+      if def.path:find("{" .. arg[1] .. "}", 1, true) then
+        check_segment(fname, base + i, arg[1], args[base + i])
+      end
       values[arg[1]] = args[base + i]
     end
     local spec = {}
