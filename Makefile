@@ -27,8 +27,9 @@ ifdef LUA_INCDIR
 else
   LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 endif
-CURL_CFLAGS   = $(shell $(PKG_CONFIG) --cflags libcurl libcrypto)
-CURL_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
+# hiredis: the Redis-backed limiter (store_redis.c).
+CURL_CFLAGS   = $(shell $(PKG_CONFIG) --cflags libcurl libcrypto hiredis)
+CURL_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl libcrypto hiredis)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g

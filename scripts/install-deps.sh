@@ -7,7 +7,7 @@ PACKAGES=(
   gcc make pkg-config
   lua5.4 liblua5.4-dev liblua5.1-0-dev lua-cjson
   luajit2 libluajit2-5.1-dev
-  libcurl4-openssl-dev libssl-dev
+  libcurl4-openssl-dev libssl-dev libhiredis-dev redis-server
   nginx libnginx-mod-http-lua
   lua-busted lua-socket lua-check luarocks
   valgrind clang cppcheck

@@ -342,6 +342,51 @@ describe("audience.core", function()
       a:close(); b:close(); other:close()
     end)
 
+    it("subtracts requests sent before the count was known from the first count", function()
+      local lim = core.limiter(account())
+      -- Four requests go out before any answer (four workers, each with one probe).
+      for _ = 1, 4 do assert.equal(0, lim:acquire(100)) end
+      -- The first answer counts its own request; the other three may still be on the way.
+      lim:observe(50, 49, 102, 100.1)
+      assert.equal(46, lim:state(100.1).remaining)
+      -- Later answers of the same window can only lower it.
+      lim:observe(50, 47, 102, 100.2)
+      assert.equal(46, lim:state(100.2).remaining)
+      lim:close()
+    end)
+
+    it("lets one request probe an unknown count while the others wait for its answer", function()
+      local lim = core.limiter(account())
+      assert.equal(0, lim:acquire(100, true))         -- the probe
+      local wait = lim:acquire(100.001, true)
+      assert.is_true(wait > 0 and wait <= 0.011, wait)
+      assert.equal(0, lim:acquire(100.001))           -- callers that do not probe are not held
+      lim:observe(10, 9, 102, 100.05)                 -- the probe's answer
+      assert.equal(0, lim:acquire(100.06, true))
+      local failed = core.limiter(account())
+      assert.equal(0, failed:acquire(300, true))
+      assert.is_true(failed:acquire(300.01, true) > 0)
+      failed:observe(nil, nil, nil, 300.02)            -- the probe failed without an answer
+      assert.equal(0, failed:acquire(300.02, true))    -- the next one goes at once
+      failed:close()
+      local other = core.limiter(account())
+      assert.equal(0, other:acquire(200, true))
+      assert.equal(0, other:acquire(202.5, true))     -- a probe lost without an answer holds no one for long
+      lim:close(); other:close()
+    end)
+
+    it("ignores a late answer about a window that has already ended", function()
+      local lim = core.limiter(account())
+      lim:observe(10, 0, 105, 100)
+      assert.is_true(lim:acquire(100) > 0)
+      assert.equal(0, lim:acquire(105.5))            -- rolled over: 9 left
+      lim:observe(10, 0, 105, 105.6)                 -- stale answer from the old window
+      assert.equal(9, lim:state(105.6).remaining)
+      lim:observe(10, 8, 108, 105.7)                 -- first answer of the new window
+      assert.equal(8, lim:state(105.7).remaining)
+      lim:close()
+    end)
+
     it("frees the state with the last reference", function()
       local name = account()
       local a, b = core.limiter(name), core.limiter(name)

@@ -58,7 +58,8 @@ static int l_limiter_acquire(lua_State *L)
 {
     struct aud_rl_entry *e = check_limiter(L);
     double now = aud_l_opt_now(L, 2);
-    double wait = aud_rl_acquire(aud_registry_lock(e), now);
+    int probe = lua_toboolean(L, 3);
+    double wait = aud_rl_acquire(aud_registry_lock(e), now, probe);
     aud_registry_unlock(e);
     lua_pushnumber(L, (lua_Number)wait);
     return 1;

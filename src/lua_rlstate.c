@@ -10,7 +10,7 @@
 
 /* Bumped when struct aud_rl_state changes, so a stale string from an older
  * build is treated as fresh state instead of being misread. */
-static const char STATE_MAGIC[4] = {'A', 'R', 'L', '1'};
+static const char STATE_MAGIC[4] = {'A', 'R', 'L', '3'};
 
 static void load_state(lua_State *L, int arg, struct aud_rl_state *s)
 {
@@ -51,7 +51,7 @@ static double check_positive(lua_State *L, int arg, const char *name)
 }
 
 /* limiter_step(state, op, now, ...) -> new_state [, result]
- *   "acquire"                          -> new_state, wait
+ *   "acquire", probe                   -> new_state, wait
  *   "observe", limit, remaining, reset -> new_state      (each may be nil)
  *   "penalize", until                  -> new_state
  *   "configure", limit, per            -> new_state
@@ -64,7 +64,7 @@ static int l_limiter_step(lua_State *L)
     load_state(L, 1, &s);
 
     if (strcmp(op, "acquire") == 0) {
-        double wait = aud_rl_acquire(&s, now);
+        double wait = aud_rl_acquire(&s, now, lua_toboolean(L, 4));
         push_state_blob(L, &s);
         lua_pushnumber(L, (lua_Number)wait);
         return 2;

@@ -12,6 +12,8 @@ void aud_rl_init(struct aud_rl_state *s)
     s->remaining = NAN;
     s->reset_at = NAN;
     s->blocked_until = NAN;
+    s->blind = 0;
+    s->blind_at = NAN;
 }
 
 static int has_budget(const struct aud_rl_state *s)
@@ -59,7 +61,7 @@ void aud_rl_configure(struct aud_rl_state *s, double limit, double per,
     s->tokens_at = now;
 }
 
-double aud_rl_acquire(struct aud_rl_state *s, double now)
+double aud_rl_acquire(struct aud_rl_state *s, double now, int probe)
 {
     aud_rl_advance(s, now);
     double wait = 0;
@@ -73,12 +75,21 @@ double aud_rl_acquire(struct aud_rl_state *s, double now)
      * guessing a window length would stall clients for nothing. */
     if (s->remaining < 1 && !isnan(s->reset_at))
         wait = fmax(wait, s->reset_at - now + AUD_RL_RESET_MARGIN);
+    /* Several workers or processes starting at once would otherwise all
+     * go out before anyone knows the count, and spend it twice. */
+    if (probe && isnan(s->remaining) && s->blind >= 1 && !isnan(s->blind_at) &&
+        now >= s->blind_at && now - s->blind_at < AUD_RL_PROBE_HOLD)
+        wait = fmax(wait, AUD_RL_PROBE_POLL);
     if (wait > 0)
         return wait;
     if (has_budget(s))
         s->tokens -= 1;
-    if (!isnan(s->remaining))
+    if (!isnan(s->remaining)) {
         s->remaining -= 1;
+    } else {
+        s->blind += 1;
+        s->blind_at = now;
+    }
     return 0;
 }
 
@@ -86,6 +97,12 @@ void aud_rl_observe(struct aud_rl_state *s, double limit, double remaining,
                     double reset_at, double now)
 {
     aud_rl_advance(s, now);
+    /* A request that ended without teaching anything (no answer, or one
+     * without the headers) frees the probe, so the next can go at once. */
+    if (isnan(limit) && isnan(remaining) && isnan(reset_at)) {
+        s->blind_at = NAN;
+        return;
+    }
     if (!isnan(limit))
         s->limit = limit;
     /* A late answer about a window that has already ended says nothing
@@ -98,11 +115,19 @@ void aud_rl_observe(struct aud_rl_state *s, double limit, double remaining,
          * count since a roll-over (reset_at unknown) includes requests the
          * server has not answered yet: within one window the smallest count
          * is the freshest. Only a different, current window replaces it. */
-        if (isnan(s->remaining) ||
-            (!isnan(reset_at) && !isnan(s->reset_at) && fabs(s->reset_at - reset_at) > 1.0))
+        if (isnan(s->remaining)) {
+            /* The first count learned: it covers the request it answers,
+             * but the other requests sent blind (other workers, other
+             * processes) may not have reached the server yet. */
+            s->remaining = remaining - fmax(0, s->blind - 1);
+            s->blind = 0;
+            s->blind_at = NAN;
+        } else if (!isnan(reset_at) && !isnan(s->reset_at) &&
+                   fabs(s->reset_at - reset_at) > 1.0) {
             s->remaining = remaining;
-        else
+        } else {
             s->remaining = fmin(s->remaining, remaining);
+        }
     }
     if (!isnan(reset_at))
         s->reset_at = reset_at;

@@ -1,6 +1,6 @@
 -- Chooses where an account's quota state lives. Every store hands back an object with
 -- the same methods as the C core's in-memory limiter:
---   acquire(now) -> wait    observe(limit, remaining, reset_at, now)
+--   acquire(now, probe) -> wait      observe(limit, remaining, reset_at, now)
 --   penalize(until)         configure(limit, per)     state(now) -> { limit, ... }
 local core = require "audience.core"
 
@@ -40,7 +40,7 @@ function NgxStore:_step(op, now, a, b, c)
   error("audience: the quota state in lua_shared_dict '" .. self.name .. "' stayed locked for 2 s", 0)
 end
 
-function NgxStore:acquire(now) return self:_step("acquire", now or _G.ngx.now()) end
+function NgxStore:acquire(now, probe) return self:_step("acquire", now or _G.ngx.now(), probe) end
 function NgxStore:observe(limit, remaining, reset_at, now)
   self:_step("observe", now or _G.ngx.now(), limit, remaining, reset_at)
 end
@@ -68,6 +68,39 @@ local function ngx_store(name, key)
                         lock_key = "audience:rl-lock:" .. key }, NgxStore)
 end
 
+-- ---------------------------------------------------------------- redis://
+-- The C store answers nil, "redis: ..." when Redis cannot be reached (it never raises
+-- and never waits past its timeouts). The client turns a failed acquire into an error
+-- of its own; a budget that could not be stored yet is stored on the next call.
+local RedisStore = {}
+RedisStore.__index = RedisStore
+
+function RedisStore:_configure_pending()
+  local pending = self.pending_budget
+  if not pending then return true end
+  local ok, err = self.c:configure(pending[1], pending[2])
+  if ok == nil and err then return nil, err end
+  self.pending_budget = nil
+  return true
+end
+
+function RedisStore:acquire(now, probe)
+  local ok, err = self:_configure_pending()
+  if not ok then return nil, err end
+  return self.c:acquire(now, probe)
+end
+function RedisStore:observe(limit, remaining, reset_at, now) return self.c:observe(limit, remaining, reset_at, now) end
+function RedisStore:penalize(until_) return self.c:penalize(until_) end
+function RedisStore:configure(limit, per)
+  self.pending_budget = { limit, per }
+  return self:_configure_pending()
+end
+function RedisStore:state(now)
+  local state = self.c:state(now)
+  return state or {}
+end
+function RedisStore:close() return self.c:close() end
+
 --- `key` already names the provider and the account; it never contains a credential.
 function M.new(key, settings)
   local store = settings.store or "memory"
@@ -76,8 +109,13 @@ function M.new(key, settings)
     limiter = core.limiter(key)
   elseif store:sub(1, 4) == "ngx:" and #store > 4 then
     limiter = ngx_store(store:sub(5), key)
+  elseif store:sub(1, 5) == "file:" and #store > 5 then
+    limiter = core.limiter_file(store:sub(6), key)
+  elseif store:find("^redis://") then
+    limiter = setmetatable({ c = core.limiter_redis(store, key) }, RedisStore)
   else
-    error(("audience: rate_limit.store \"%s\" is not supported (\"memory\" or \"ngx:DICT\")"):format(store), 0)
+    error(("audience: rate_limit.store \"%s\" is not supported (\"memory\", \"file:PATH\", "
+      .. "\"redis://HOST:PORT[/DB]\" or \"ngx:DICT\")"):format(store), 0)
   end
   if settings.limit then
     limiter:configure(settings.limit, settings.per)

@@ -609,6 +609,8 @@ function C.quota(bucket, limit, per)
     now = now,
     ends = q.ends,
     reset_epoch = math.ceil(q.ends),
+    -- For tests that measure how closely clients follow the window.
+    reset_epoch_ms = ("%.3f"):format(math.ceil(q.ends * 1000) / 1000),
     reset_delta = math.max(1, math.ceil(left)),
     retry_after = math.max(1, math.ceil(left)),
   }

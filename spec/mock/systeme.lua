@@ -3,7 +3,7 @@
 --
 -- Config (JSON from the harness):
 --   accounts = { NAME = { keys = {"k1", "k2"}, limit = 20, per = 2 } }   -- quota per account
---   refill_style = "epoch" | "delta"                                   -- X-RateLimit-Refill
+--   refill_style = "epoch" | "epoch_ms" | "delta"                      -- X-RateLimit-Refill
 --   contact_fields = { {slug=, fieldName=}, ... }                      -- replaces the defaults
 --   seed = { RESOURCE = count | {items...} }                           -- seeded on reset
 local M = {}
@@ -919,7 +919,8 @@ function M.handle(c, req)
   local headers = {
     ["X-RateLimit-Limit"] = tostring(q.limit),
     ["X-RateLimit-Remaining"] = tostring(q.remaining),
-    ["X-RateLimit-Refill"] = tostring(D.refill_style == "delta" and q.reset_delta or q.reset_epoch),
+    ["X-RateLimit-Refill"] = tostring(D.refill_style == "delta" and q.reset_delta
+      or D.refill_style == "epoch_ms" and q.reset_epoch_ms or q.reset_epoch),
   }
   local resp
   if q.exceeded then
@@ -1135,7 +1136,8 @@ function M.reset(c, config)
       D.keys[k] = { account = name, label = name .. ":" .. i }
     end
   end
-  D.refill_style = (config.refill_style == "delta") and "delta" or "epoch"
+  D.refill_style = (config.refill_style == "delta" or config.refill_style == "epoch_ms")
+    and config.refill_style or "epoch"
   for _, s in pairs(STORE_OF) do D[s] = C.new_store() end
   D.fields = { order = {}, by_slug = {} }
   D.email_index = {}
