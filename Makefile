@@ -60,10 +60,11 @@ $(BUILD)/obj $(BUILD)/audience:
 	mkdir -p $@
 
 install: $(CORE)
-	install -d $(DESTDIR)$(INST_LUADIR)/audience/providers $(DESTDIR)$(INST_LIBDIR)/audience
+	install -d $(DESTDIR)$(INST_LUADIR)/audience/providers $(DESTDIR)$(INST_LIBDIR)/audience $(DESTDIR)$(INST_BINDIR)
 	install -m 644 lua/audience/*.lua $(DESTDIR)$(INST_LUADIR)/audience/
 	install -m 644 lua/audience/providers/*.lua $(DESTDIR)$(INST_LUADIR)/audience/providers/
 	install -m 755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/audience/core.so
+	install -m 755 bin/audience $(DESTDIR)$(INST_BINDIR)/audience
 
 # The same sources for LuaJIT (OpenResty, luajit): share/lua/5.1 and lib/lua/5.1.
 install-luajit:
@@ -71,6 +72,7 @@ install-luajit:
 
 uninstall:
 	rm -rf $(DESTDIR)$(INST_LUADIR)/audience $(DESTDIR)$(INST_LIBDIR)/audience
+	rm -f $(DESTDIR)$(INST_BINDIR)/audience
 
 deps:
 	bash scripts/install-deps.sh

@@ -14,6 +14,10 @@ for example in examples/creamailer_*.lua; do run creamailer "$example"; done
 echo "== examples/creamailer_subscribers.lua (v2)"
 lua5.4 scripts/with-mock.lua creamailer "CREAMAILER_VERSION=2 lua5.4 examples/creamailer_subscribers.lua"
 for example in examples/subscribeflow_*.lua; do run subscribeflow "$example"; done
+for example in examples/nightly_export.lua examples/csv_import.lua examples/tag_by_purchase.lua; do
+  run systeme "$example"
+done
+run creamailer examples/list_sync.lua
 echo "== examples/webhook_test_delivery.lua"
 lua5.4 examples/webhook_test_delivery.lua
 echo "examples: all ran"

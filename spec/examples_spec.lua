@@ -20,6 +20,10 @@ describe("examples", function()
     { "creamailer", "CREAMAILER_VERSION=2 lua5.4 examples/creamailer_subscribers.lua", "suppressed: 1" },
     { "subscribeflow", "lua5.4 examples/subscribeflow_subscribers.lua", "tag: events" },
     { "systeme", "lua5.4 examples/webhook_test_delivery.lua", "subscribeflow signed %-> 204, tampered %-> 401" },
+    { "systeme", "lua5.4 examples/nightly_export.lua", "exported 25 contacts to .* and 25 to .*; verified" },
+    { "systeme", "lua5.4 examples/csv_import.lua", "second pass: created 0, found 3, failed 0" },
+    { "systeme", "lua5.4 examples/tag_by_purchase.lua", "bought%-ebook: 3 tagged, 0 not found" },
+    { "creamailer", "lua5.4 examples/list_sync.lua", "added 300, updated 20, unchanged 1480, failed 1, in 3 requests" },
   } do
     local provider, command, expected = case[1], case[2], case[3]
     it(command, function()

@@ -27,4 +27,18 @@ function audience.subscribeflow(opts)
   return client.new(require "audience.providers.subscribeflow", opts)
 end
 
+-- Files: exports and streamed reads (see helpers.lua, csv.lua, jsonl.lua).
+local helpers = require "audience.helpers"
+
+--- audience.export(iterator_or_list, path_or_handle, "csv" | "jsonl" [, opts]) -> count | nil, err, count
+audience.export = helpers.export
+--- audience.read_csv(path_or_handle [, { header = false }]) -> iterator over (row, line)
+audience.read_csv = require("audience.csv").reader
+--- audience.read_jsonl(path_or_handle) -> iterator over (value, line)
+audience.read_jsonl = require("audience.jsonl").reader
+--- Systeme.io contacts as flat rows and back (CSV exports that import again).
+audience.flatten_contact = helpers.flatten_contact
+audience.unflatten_contact = helpers.unflatten_contact
+audience.CONTACT_COLUMNS = helpers.CONTACT_COLUMNS
+
 return audience
