@@ -1,6 +1,10 @@
 /* Argument helpers and class registration shared by the Lua bindings. */
 #include "lua_common.h"
 
+#include <math.h>
+
+#include "ratelimit.h"
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -98,4 +102,27 @@ void aud_l_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
     lua_pushstring(L, name);
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
+}
+
+static void set_field(lua_State *L, const char *name, double v, int count)
+{
+    if (!isnan(v)) {
+        if (count)
+            aud_l_push_count_or_nil(L, v);
+        else
+            lua_pushnumber(L, (lua_Number)v);
+        lua_setfield(L, -2, name);
+    }
+}
+
+void aud_l_push_rl_state(lua_State *L, const struct aud_rl_state *s, double now)
+{
+    lua_createtable(L, 0, 7);
+    set_field(L, "limit", s->limit, 1);
+    set_field(L, "remaining", s->remaining, 1);
+    set_field(L, "reset_at", s->reset_at, 0);
+    set_field(L, "blocked_until", s->blocked_until > now ? s->blocked_until : NAN, 0);
+    set_field(L, "budget_limit", s->budget_limit, 1);
+    set_field(L, "budget_per", s->budget_per, 0);
+    set_field(L, "tokens", s->tokens, 0);
 }

@@ -40,6 +40,11 @@ void aud_l_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 
 /* ---- module parts: each adds its functions to the table on top ------- */
 
+struct aud_rl_state;
+/* Pushes the limiter state table of lim:state() (unknown fields absent), for
+ * every store: the memory, file and Redis limiters and core.limiter_step. */
+void aud_l_push_rl_state(lua_State *L, const struct aud_rl_state *s, double now);
+
 /* audience.http userdata and curl_version; initialises libcurl first,
  * so it must be the first part opened. */
 void aud_l_open_http(lua_State *L);

@@ -86,17 +86,6 @@ static int l_limiter_penalize(lua_State *L)
     return 0;
 }
 
-static void set_field(lua_State *L, const char *name, double v, int count)
-{
-    if (!isnan(v)) {
-        if (count)
-            aud_l_push_count_or_nil(L, v);
-        else
-            lua_pushnumber(L, (lua_Number)v);
-        lua_setfield(L, -2, name);
-    }
-}
-
 static int l_limiter_state(lua_State *L)
 {
     struct aud_rl_entry *e = check_limiter(L);
@@ -105,14 +94,7 @@ static int l_limiter_state(lua_State *L)
     struct aud_rl_state s = *aud_registry_lock(e);
     aud_registry_unlock(e);
     aud_rl_advance(&s, now);
-    lua_createtable(L, 0, 7);
-    set_field(L, "limit", s.limit, 1);
-    set_field(L, "remaining", s.remaining, 1);
-    set_field(L, "reset_at", s.reset_at, 0);
-    set_field(L, "blocked_until", s.blocked_until > now ? s.blocked_until : NAN, 0);
-    set_field(L, "budget_limit", s.budget_limit, 1);
-    set_field(L, "budget_per", s.budget_per, 0);
-    set_field(L, "tokens", s.tokens, 0);
+    aud_l_push_rl_state(L, &s, now);
     return 1;
 }
 

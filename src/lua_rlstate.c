@@ -31,17 +31,6 @@ static void push_state_blob(lua_State *L, const struct aud_rl_state *s)
     lua_pushlstring(L, blob, sizeof blob);
 }
 
-static void set_number(lua_State *L, const char *name, double v, int count)
-{
-    if (isnan(v))
-        return;
-    if (count)
-        aud_l_push_count_or_nil(L, v);
-    else
-        lua_pushnumber(L, (lua_Number)v);
-    lua_setfield(L, -2, name);
-}
-
 static double check_positive(lua_State *L, int arg, const char *name)
 {
     double v = aud_l_check_finite(L, arg);
@@ -92,14 +81,7 @@ static int l_limiter_step(lua_State *L)
     if (strcmp(op, "state") == 0) {
         aud_rl_advance(&s, now);
         push_state_blob(L, &s);
-        lua_createtable(L, 0, 7);
-        set_number(L, "limit", s.limit, 1);
-        set_number(L, "remaining", s.remaining, 1);
-        set_number(L, "reset_at", s.reset_at, 0);
-        set_number(L, "blocked_until", s.blocked_until > now ? s.blocked_until : NAN, 0);
-        set_number(L, "budget_limit", s.budget_limit, 1);
-        set_number(L, "budget_per", s.budget_per, 0);
-        set_number(L, "tokens", s.tokens, 0);
+        aud_l_push_rl_state(L, &s, now);
         return 2;
     }
     return luaL_argerror(L, 2, lua_pushfstring(L, "unknown operation '%s'", op));

@@ -266,17 +266,6 @@ static int l_store_penalize(lua_State *L)
     return 0;
 }
 
-static void set_field(lua_State *L, const char *name, double v, int count)
-{
-    if (!isnan(v)) {
-        if (count)
-            aud_l_push_count_or_nil(L, v);
-        else
-            lua_pushnumber(L, (lua_Number)v);
-        lua_setfield(L, -2, name);
-    }
-}
-
 static int l_store_state(lua_State *L)
 {
     struct lstore *u = check_store(L);
@@ -286,14 +275,7 @@ static int l_store_state(lua_State *L)
     if (run(u, &op, err, sizeof err) != 0)
         return push_failure(L, err);
     const struct aud_rl_state *s = &op.state;
-    lua_createtable(L, 0, 7);
-    set_field(L, "limit", s->limit, 1);
-    set_field(L, "remaining", s->remaining, 1);
-    set_field(L, "reset_at", s->reset_at, 0);
-    set_field(L, "blocked_until", s->blocked_until > op.now ? s->blocked_until : NAN, 0);
-    set_field(L, "budget_limit", s->budget_limit, 1);
-    set_field(L, "budget_per", s->budget_per, 0);
-    set_field(L, "tokens", s->tokens, 0);
+    aud_l_push_rl_state(L, s, op.now);
     return 1;
 }
 

@@ -345,20 +345,22 @@ local function each(self, ...)
   end
 end
 
-local function get(self, ...)
-  local fname = self._name .. ":get"
+-- What every operation starts with: its name for errors, its arguments, the values of
+-- the scope arguments, and the position of the first argument after them.
+function Resource:_args(op, ...)
+  local fname = self._name .. ":" .. op
   local args = { ... }
-  local values = self:_scope(fname, args)
-  local n = #(self._def.scope or NO_SCOPE) + 1
+  return fname, args, self:_scope(fname, args), #(self._def.scope or NO_SCOPE) + 1
+end
+
+local function get(self, ...)
+  local fname, args, values, n = self:_args("get", ...)
   local value, err, res = self._client:_call("GET", self:_item_path(fname, n, args[n], values))
   return returns(self:_result(value), value, err, res)
 end
 
 local function create(self, ...)
-  local fname = self._name .. ":create"
-  local args = { ... }
-  local values = self:_scope(fname, args)
-  local n = #(self._def.scope or NO_SCOPE) + 1
+  local fname, args, values, n = self:_args("create", ...)
   check_arg(fname, n, "body", "table", args[n])
   local value, err, res = self._client:_call("POST", fill(self._def.path, values),
     call_spec(fname, args[n + 1], { body = args[n] }, n + 1))
@@ -366,10 +368,7 @@ local function create(self, ...)
 end
 
 local function update(self, ...)
-  local fname = self._name .. ":update"
-  local args = { ... }
-  local values = self:_scope(fname, args)
-  local n = #(self._def.scope or NO_SCOPE) + 1
+  local fname, args, values, n = self:_args("update", ...)
   local path = self:_item_path(fname, n, args[n], values)
   check_arg(fname, n + 1, "body", "table", args[n + 1])
   local how = self._def.update
@@ -380,10 +379,7 @@ local function update(self, ...)
 end
 
 local function delete(self, ...)
-  local fname = self._name .. ":delete"
-  local args = { ... }
-  local values = self:_scope(fname, args)
-  local n = #(self._def.scope or NO_SCOPE) + 1
+  local fname, args, values, n = self:_args("delete", ...)
   local value, err, res = self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
   return returns(value and true, value, err, res)
 end
