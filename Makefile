@@ -6,6 +6,7 @@
 #   make test                 run the whole test suite (ends with "tests: N passed, N failed")
 #   make deps                 install the Debian packages the project needs (root)
 #   make examples             run examples/ against the bundled mock servers
+#   make bench                the benchmark suite (README "Performance"), ~3 minutes
 
 LUA        ?= lua5.4
 PREFIX     ?= /usr/local
@@ -85,3 +86,18 @@ examples: all
 
 clean:
 	rm -rf build
+
+# ---- benchmarks ---------------------------------------------------------------------
+# `make bench`: the workloads of README "Performance" against local nginx servers it
+# starts and stops itself. Builds the Lua 5.4 core and the C floor (bench/floor.c, with
+# this project's flags, libcurl and the Lua 5.4 library), then runs bench/run.lua.
+
+.PHONY: bench
+
+bench:
+	$(MAKE) --no-print-directory LUA=lua5.4 BUILD=build/lua5.4 all
+	mkdir -p build/bench
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) \
+	  $$($(PKG_CONFIG) --cflags lua5.4 libcurl) -o build/bench/floor bench/floor.c \
+	  $$($(PKG_CONFIG) --libs lua5.4 libcurl) $(LDFLAGS)
+	lua5.4 bench/run.lua

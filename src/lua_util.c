@@ -16,6 +16,10 @@
 
 #define RANDOM_HEX_MAX 1024
 #define INTEGERIZE_MAX_DEPTH 256
+/* Table visits allowed per call: JSON from cjson is a tree and needs one
+ * visit per table, while a hand-made table that contains itself would be
+ * walked again along every path; this bounds that walk. */
+#define INTEGERIZE_MAX_VISITS 1000000L
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -141,21 +145,14 @@ static int integral_double(lua_Number n)
     return n == floor(n) && fabs(n) <= AUD_EXACT_INT_LIMIT;
 }
 
-/* seen makes shared subtables and cycles cost one visit each; the depth
- * bound keeps the C stack small whatever the input. */
-static void integerize_table(lua_State *L, int t, int seen, int depth)
+/* No record of visited tables: it cost as much as the conversion on every
+ * decoded page. The depth bound keeps the C stack small and the visit
+ * budget the work finite, whatever the input. */
+static void integerize_table(lua_State *L, int t, int depth, long *visits)
 {
-    if (depth >= INTEGERIZE_MAX_DEPTH)
+    if (depth >= INTEGERIZE_MAX_DEPTH || *visits <= 0)
         return;
-    lua_pushvalue(L, t);
-    lua_rawget(L, seen);
-    int visited = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (visited)
-        return;
-    lua_pushvalue(L, t);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, seen);
+    (*visits)--;
 
     luaL_checkstack(L, 4, "integerize: nesting too deep");
     lua_pushnil(L);
@@ -169,7 +166,7 @@ static void integerize_table(lua_State *L, int t, int seen, int depth)
                 lua_rawset(L, t);
             }
         } else if (lua_type(L, -1) == LUA_TTABLE) {
-            integerize_table(L, lua_gettop(L), seen, depth + 1);
+            integerize_table(L, lua_gettop(L), depth + 1, visits);
         }
         lua_pop(L, 1);
     }
@@ -182,9 +179,8 @@ static int l_integerize(lua_State *L)
     lua_settop(L, 1);
 #if AUD_LUA54
     if (lua_type(L, 1) == LUA_TTABLE) {
-        lua_newtable(L);
-        integerize_table(L, 1, 2, 0);
-        lua_settop(L, 1);
+        long visits = INTEGERIZE_MAX_VISITS;
+        integerize_table(L, 1, 0, &visits);
     } else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1) &&
                integral_double(lua_tonumber(L, 1))) {
         lua_pushinteger(L, (lua_Integer)lua_tonumber(L, 1));

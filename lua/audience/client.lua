@@ -40,9 +40,6 @@ local function replace_plain(s, secret)
   end
 end
 
---- Replaces every occurrence of the client's secrets, and of the call's own secrets
---- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
---- percent-encoded in URLs, so both forms are replaced.
 -- The client's own secrets and their encoded forms, in the order _scrub replaces them,
 -- worked out once: scrubbing runs on every response header of every call.
 local function secret_forms(self)
@@ -59,6 +56,9 @@ local function secret_forms(self)
   return forms
 end
 
+--- Replaces every occurrence of the client's secrets, and of the call's own secrets
+--- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
+--- percent-encoded in URLs, so both forms are replaced.
 function Client:_scrub(s, extra)
   if type(s) ~= "string" then return s end
   local forms = secret_forms(self)
@@ -213,6 +213,7 @@ function Client:_observe(headers)
     return
   end
   if headers then
+    if not self._probe_quota then return end
     -- This server does not say: waiting for a count that never comes would only slow
     -- every call down.
     self._probe_quota = false
