@@ -6,7 +6,10 @@
 #   make test                 run the whole test suite (ends with "tests: N passed, N failed")
 #   make deps                 install the Debian packages the project needs (root)
 #   make examples             run examples/ against the bundled mock servers
-#   make bench                the benchmark suite (README "Performance"), ~3 minutes
+#   make asan                 every spec against an ASan + UBSan build of the core (build/asan)
+#   make valgrind             every spec, and the C driver tests/core_driver, under valgrind
+#   make fuzz [FUZZ_SECONDS=60]  each libFuzzer target in fuzz/ for FUZZ_SECONDS (clang);
+#                             FUZZ_SECONDS=0 replays the corpora without fuzzing
 
 LUA        ?= lua5.4
 PREFIX     ?= /usr/local
@@ -86,6 +89,60 @@ examples: all
 
 clean:
 	rm -rf build
+
+# ---- memory safety and fuzzing ------------------------------------------------------
+
+.PHONY: asan valgrind driver fuzz fuzz-build
+
+asan:
+	bash scripts/asan-specs.sh
+
+valgrind:
+	bash scripts/valgrind-specs.sh
+
+# A Lua 5.4 host linked with the core's objects, so that under valgrind the process can
+# end with nothing allocated (see tests/core_driver.c). Lua 5.4 only.
+LUA_LIBS = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
+DRIVER   := $(BUILD)/tests/core_driver
+
+driver: $(DRIVER)
+
+$(DRIVER): tests/core_driver.c $(OBJECTS) | $(BUILD)/tests
+	$(CC) $(filter-out -fPIC,$(ALL_CFLAGS)) $(LDFLAGS) -o $@ $< $(OBJECTS) $(LUA_LIBS) $(CURL_LIBS) -lpthread -lm
+
+$(BUILD)/tests:
+	mkdir -p $@
+
+# libFuzzer targets, one per parser or builder of the core. Each links the plain C
+# modules it exercises (never the Lua bindings), built here with the fuzzer's own
+# instrumentation. fuzz/run.sh runs them on a copy of fuzz/corpus/ under build/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
+               $(FUZZ_SAN) $(CURL_CFLAGS) -Isrc
+FUZZ_CORE    := buf headers url retry number encoding sign crypto ratelimit
+FUZZ_OBJECTS := $(patsubst %,$(FUZZ_BUILD)/core/%.o,$(FUZZ_CORE))
+FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+$(FUZZ_BUILD)/core/%.o: src/%.c $(wildcard src/*.h) | $(FUZZ_BUILD)/core
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJECTS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJECTS) $(CURL_LIBS) -lm
+
+$(FUZZ_BUILD)/core:
+	mkdir -p $@
+
+# Otherwise make deletes them as intermediates and rebuilds them every time.
+.SECONDARY: $(FUZZ_OBJECTS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # ---- benchmarks ---------------------------------------------------------------------
 # `make bench`: the workloads of README "Performance" against local nginx servers it

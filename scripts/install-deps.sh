@@ -10,7 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev libhiredis-dev redis-server
   nginx libnginx-mod-http-lua
   lua-busted lua-socket lua-sec lua-check luarocks openssl
-  valgrind clang cppcheck
+  valgrind clang libclang-rt-14-dev cppcheck
 )
 
 missing=()

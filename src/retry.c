@@ -38,10 +38,9 @@ int aud_retry_after_parse(const char *s, size_t n, double now, double *out)
 double aud_backoff(long long attempt, double base, double max, double r)
 {
     /* Past 2^1100 every double overflows to inf anyway; the clamp keeps the
-     * int conversion for ldexp defined. */
-    long long e = attempt - 1;
-    if (e < 0)
-        e = 0;
+     * int conversion for ldexp defined. Compared before subtracting: attempt
+     * - 1 overflows for LLONG_MIN. */
+    long long e = attempt > 1 ? attempt - 1 : 0;
     if (e > 1100)
         e = 1100;
     double v = ldexp(base, (int)e);
