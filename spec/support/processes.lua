@@ -43,8 +43,10 @@ function Group:kill(i, signal)
   self.procs[i].killed = true
 end
 
+-- os.execute gives true on success under Lua 5.4 and 0 under LuaJIT.
 local function alive(pid)
-  return os.execute(("kill -0 %s 2>/dev/null"):format(pid)) == true
+  local ok = os.execute(("kill -0 %s 2>/dev/null"):format(pid))
+  return ok == true or ok == 0
 end
 
 --- Waits (at most `limit` seconds) until every process has exited. Returns true when
