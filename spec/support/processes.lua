@@ -43,10 +43,16 @@ function Group:kill(i, signal)
   self.procs[i].killed = true
 end
 
--- os.execute gives true on success under Lua 5.4 and 0 under LuaJIT.
+-- A finished process stays a zombie until something reaps it (here, whatever init the
+-- machine has, sometimes a second later), and kill -0 still succeeds on a zombie: read
+-- its state instead.
 local function alive(pid)
-  local ok = os.execute(("kill -0 %s 2>/dev/null"):format(pid))
-  return ok == true or ok == 0
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a") or ""
+  f:close()
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 --- Waits (at most `limit` seconds) until every process has exited. Returns true when
