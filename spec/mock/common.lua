@@ -588,6 +588,31 @@ function C.media_type(ct)
   return mt and mt:lower() or nil
 end
 
+-- ---------------------------------------------------------------- seeding
+
+--- The items a seed request asks for: spec.items (a list) or spec.count empty ones,
+--- each a fresh table with spec.defaults filled in under its own fields.
+function C.seed_items(spec)
+  local given = {}
+  if type(spec.items) == "table" then
+    if next(spec.items) ~= nil and #spec.items == 0 then error("items must be a list", 0) end
+    for i, it in ipairs(spec.items) do given[i] = it end
+  else
+    local n = tonumber(spec.count)
+    if not n or n < 0 then error("count or items required", 0) end
+    for i = 1, n do given[i] = {} end
+  end
+  local defaults = type(spec.defaults) == "table" and spec.defaults or {}
+  local items = {}
+  for i, it in ipairs(given) do
+    local item = {}
+    for k, v in pairs(defaults) do item[k] = v end
+    for k, v in pairs(it) do item[k] = v end
+    items[i] = item
+  end
+  return items
+end
+
 -- ---------------------------------------------------------------- quota
 
 --- Fixed window shared per bucket: a window starts at the first request after the

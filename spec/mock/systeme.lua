@@ -1072,21 +1072,9 @@ function M.seed(c, resource, spec)
   C = c
   local seeder = SEEDERS[resource]
   if not seeder then error("unknown resource " .. tostring(resource), 0) end
-  local items = {}
-  if type(spec.items) == "table" then
-    if next(spec.items) ~= nil and #spec.items == 0 then error("items must be a list", 0) end
-    for i, it in ipairs(spec.items) do items[i] = it end
-  else
-    local n = tonumber(spec.count)
-    if not n or n < 0 then error("count or items required", 0) end
-    for i = 1, n do items[i] = {} end
-  end
-  local defaults = type(spec.defaults) == "table" and spec.defaults or {}
   local first, last, ids = nil, nil, {}
-  for _, it in ipairs(items) do
-    local item = {}
-    for k, v in pairs(defaults) do item[k] = v end
-    for k, v in pairs(it) do item[k] = v end
+  local items = C.seed_items(spec)
+  for _, item in ipairs(items) do
     local rec = seeder(item)
     local id = rec.id or rec.slug
     first = first or id
