@@ -55,6 +55,8 @@ if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
   check "luacheck: tests/" luacheck -q tests
   check "cppcheck: src/" cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr src/
   check "fuzz: targets build, corpora replay" make -s fuzz FUZZ_SECONDS=0
+  check "dist: make dist, then luarocks make offline in the tarball, installs a working module and command" \
+    bash scripts/dist-check.sh
 else
   check "build: gcc, Lua 5.4" make -s BUILD=build/lua5.4
 fi
