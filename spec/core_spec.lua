@@ -22,6 +22,33 @@ describe("audience.core", function()
     assert.matches("^libcurl/%d", core.curl_version())
   end)
 
+  describe("isatty", function()
+    -- The child writes its answer about its stdout to stderr, which stays a pipe.
+    local function in_child(wrap)
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write("package.cpath = 'build/' .. (jit and 'luajit' or 'lua5.4') .. '/?.so;' .. package.cpath\n",
+        "io.stderr:write(tostring(require('audience.core').isatty(1)))\n")
+      f:close()
+      local p = assert(io.popen("(" .. wrap((jit and "luajit " or "lua5.4 ") .. script) .. ") 2>&1"))
+      local out = p:read("a")
+      p:close()
+      os.remove(script)
+      return out:match("%a+")
+    end
+
+    it("is true on a terminal and false on a pipe or a file, without a shell", function()
+      assert.equal("true", in_child(function(c) return "script -qec '" .. c .. "' /dev/null" end))
+      assert.equal("false", in_child(function(c) return c .. " | cat" end))
+      assert.equal("false", in_child(function(c) return c .. " >/dev/null" end))
+    end)
+
+    it("refuses what cannot be a descriptor", function()
+      assert.matches("file descriptor", errmsg(pcall(core.isatty, -1)))
+      assert.matches("number expected", errmsg(pcall(core.isatty, {})))
+    end)
+  end)
+
   describe("clock", function()
     it("now is epoch seconds with a fraction", function()
       local t = core.now()

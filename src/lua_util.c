@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "crypto.h"
@@ -49,6 +50,19 @@ static int l_sleep(lua_State *L)
     if (s > 0 && aud_clock_sleep(s) != 0)
         return luaL_error(L, "nanosleep failed: %s", strerror(errno));
     return 0;
+}
+
+/* ---- terminal ----------------------------------------------------------- */
+
+/* The command asks whether stderr is a terminal before drawing a progress
+ * bar; a shell started for `test -t` would cost a fork per run. */
+static int l_isatty(lua_State *L)
+{
+    long long fd = aud_l_check_integer(L, 1);
+    if (fd < 0 || fd > 1023)
+        return luaL_argerror(L, 1, "file descriptor must be in 0..1023");
+    lua_pushboolean(L, isatty((int)fd) == 1);
+    return 1;
 }
 
 /* ---- randomness --------------------------------------------------------- */
@@ -260,6 +274,7 @@ void aud_l_open_util(lua_State *L)
         {"now", l_now},
         {"monotonic", l_monotonic},
         {"sleep", l_sleep},
+        {"isatty", l_isatty},
         {"random_hex", l_random_hex},
         {"random", l_random},
         {"parse_retry_after", l_parse_retry_after},

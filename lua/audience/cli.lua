@@ -14,6 +14,7 @@
 -- writes and cli_errors.lua turns failures into exit codes.
 local audience = require "audience"
 local Error = require "audience.error"
+local core = require "audience.core"
 local cli_errors = require "audience.cli_errors"
 local cli_help = require "audience.cli_help"
 local cli_args = require "audience.cli_args"
@@ -246,10 +247,7 @@ local function dispatch(ctx, argv)
   return cli_import.do_sync(ctx, o, client, list)
 end
 
-local function isatty(fd)
-  local ok = os.execute("test -t " .. fd)
-  return ok == true or ok == 0
-end
+local isatty = core.isatty
 
 --- Runs the command; returns the exit code. `ctx` (for tests) may give out, err,
 --- getenv, progress ("bar", "plain" or "none") and stdout_is_tty.
