@@ -12,12 +12,14 @@ description = {
 audience is one Lua module (Lua 5.4 and LuaJIT/OpenResty) with a C core on libcurl and
 OpenSSL: resource tables, paginating iterators, a rate limiter that follows each API's
 quota headers, retries with backoff, and typed errors.
-Needs lua-cjson at run time (Debian: lua-cjson) and libcurl, libcrypto and hiredis headers
-to build (Debian: libcurl4-openssl-dev, libssl-dev, libhiredis-dev).]],
+Needs lua-cjson at run time and argparse for the command (Debian: lua-cjson,
+lua-argparse); libcurl, libcrypto and hiredis headers to build (Debian:
+libcurl4-openssl-dev, libssl-dev, libhiredis-dev).]],
   license = "MIT",
 }
--- lua-cjson is required at run time too; it is not listed here so that the rock builds
--- offline against a distribution's lua-cjson, which LuaRocks does not know about.
+-- lua-cjson (and argparse, for the command) are required at run time too; they are not
+-- listed here so that the rock builds offline against a distribution's packages, which
+-- LuaRocks does not know about.
 dependencies = {
   "lua >= 5.1",
 }

@@ -2,25 +2,25 @@
 --
 --   audience <provider> <resource> <action> [args] [options]
 --
--- bin/audience only calls main(arg); everything is in lua/audience/cli*.lua so that it can
+-- bin/audience only calls main(arg); everything is in lua/audience/cli/ so that it can
 -- be tested and checked like the rest of the module. Credentials come only from the
 -- environment, so they never show in `ps` or in shell history. Results go to stdout;
 -- progress, notes and errors go to stderr, so that `audience ... --json | jq` and
 -- `> out.csv` stay clean.
 --
 -- This file dispatches a command and runs the simple actions (list, get, create, update,
--- delete, export); cli_help.lua says what there is, cli_args.lua reads the options,
--- cli_client.lua builds the client, cli_output.lua writes, cli_import.lua does the bulk
--- writes and cli_errors.lua turns failures into exit codes.
+-- delete, export); help.lua says what there is, args.lua reads the options,
+-- client.lua builds the client, output.lua writes, import.lua does the bulk
+-- writes and errors.lua turns failures into exit codes.
 local audience = require "audience"
 local Error = require "audience.error"
 local core = require "audience.core"
-local cli_errors = require "audience.cli_errors"
-local cli_help = require "audience.cli_help"
-local cli_args = require "audience.cli_args"
-local cli_output = require "audience.cli_output"
-local cli_client = require "audience.cli_client"
-local cli_import = require "audience.cli_import"
+local cli_errors = require "audience.cli.errors"
+local cli_help = require "audience.cli.help"
+local cli_args = require "audience.cli.args"
+local cli_output = require "audience.cli.output"
+local cli_client = require "audience.cli.client"
+local cli_import = require "audience.cli.import"
 
 local usage = cli_errors.usage
 local rethrow_interrupt = cli_errors.rethrow_interrupt

@@ -4,8 +4,8 @@ local audience = require "audience"
 local core = require "audience.core"
 local json = require "audience.json"
 local jsonl = require "audience.jsonl"
-local cli_errors = require "audience.cli_errors"
-local cli_output = require "audience.cli_output"
+local cli_errors = require "audience.cli.errors"
+local cli_output = require "audience.cli.output"
 
 local usage = cli_errors.usage
 local emit_json = cli_output.emit_json

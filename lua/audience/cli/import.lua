@@ -6,10 +6,10 @@ local json = require "audience.json"
 local jsonl = require "audience.jsonl"
 local helpers = require "audience.helpers"
 local Error = require "audience.error"
-local cli_errors = require "audience.cli_errors"
-local cli_args = require "audience.cli_args"
-local cli_output = require "audience.cli_output"
-local cli_client = require "audience.cli_client"
+local cli_errors = require "audience.cli.errors"
+local cli_args = require "audience.cli.args"
+local cli_output = require "audience.cli.output"
+local cli_client = require "audience.cli.client"
 
 local EXIT = cli_errors.EXIT
 local usage = cli_errors.usage

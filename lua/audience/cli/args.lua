@@ -1,7 +1,9 @@
--- The command line of `audience`: options and the values given with them (--param,
--- --data, --format, --limit...). Anything wrong in them is a usage error (exit 2).
+-- The command line of `audience`, read by Debian's lua-argparse: options and the values
+-- given with them (--param, --data, --format, --limit...). Anything wrong in them is a
+-- usage error (exit 2).
+local argparse = require "argparse"
 local json = require "audience.json"
-local cli_errors = require "audience.cli_errors"
+local cli_errors = require "audience.cli.errors"
 
 local usage = cli_errors.usage
 
@@ -29,41 +31,38 @@ local ACTION_OPTIONS = {
   sync = { file = true, format = true, key = true, ["no-update"] = true, ["dry-run"] = true },
 }
 
+-- One argparse parser knows every option; which of them an action takes is checked
+-- after dispatch (check_options), so that a misplaced option is named as such instead of
+-- being reported as unknown. Help texts are the command's own (cli/help.lua): they are
+-- made from the same tables as dispatch.
+local function new_parser()
+  local p = argparse("audience"):add_help(false)
+  p:argument("positional"):args("*")
+  p:flag("-h --help"):target("help")
+  for name in pairs(FLAGS) do
+    if name ~= "help" then p:flag("--" .. name):target(name) end
+  end
+  for name, how in pairs(VALUES) do
+    local option = p:option("--" .. name):target(name):argname("<value>")
+    if how == "many" then option:count("*") end
+  end
+  return p
+end
+
+local parser
+
 --- Splits argv into positionals and options. Options may come anywhere; "--" ends them.
 function M.parse(argv)
-  local o = { positional = {}, param = {}, tag = {}, given = {} }
-  local i, n = 1, #argv
-  local only_positional = false
-  while i <= n do
-    local a = argv[i]
-    if only_positional or a == "-" or a:sub(1, 1) ~= "-" then
-      o.positional[#o.positional + 1] = a
-    elseif a == "--" then
-      only_positional = true
-    elseif a == "-h" then
-      o.help = true
-      o.given.help = true
-    elseif a:sub(1, 2) == "--" then
-      local name, value = a:match("^%-%-([^=]+)=(.*)$")
-      name = name or a:sub(3)
-      if FLAGS[name] then
-        if value then usage("option --" .. name .. " takes no value") end
-        o[name] = true
-      elseif VALUES[name] then
-        if not value then
-          i = i + 1
-          value = argv[i]
-          if value == nil then usage("option --" .. name .. " needs a value") end
-        end
-        if VALUES[name] == "many" then o[name][#o[name] + 1] = value else o[name] = value end
-      else
-        usage("unknown option --" .. name)
-      end
-      o.given[name] = true
-    else
-      usage("unknown option " .. a)
-    end
-    i = i + 1
+  parser = parser or new_parser()
+  local ok, o = parser:pparse(argv)
+  -- argparse quotes option names ('--bogus'); the command's messages name them bare.
+  if not ok then usage((o:gsub("'(%-[^']*)'", "%1"))) end
+  o.given = {}
+  for name in pairs(FLAGS) do
+    if o[name] then o.given[name] = true end
+  end
+  for name, how in pairs(VALUES) do
+    if (how == "many" and #o[name] > 0) or (how ~= "many" and o[name] ~= nil) then o.given[name] = true end
   end
   return o
 end
