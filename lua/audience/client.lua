@@ -479,7 +479,8 @@ function M.new(provider, opts)
   -- The account is named by a digest of the credential, so the key itself is never
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
-  local key = provider.name .. ":" .. account
+  -- quota_scope: a version of the API whose quota is counted apart (Creamailer v2).
+  local key = (provider.quota_scope or provider.name) .. ":" .. account
   self._limiter = limiter.new(key, rl)
   self._probe_quota = provider.rate_headers ~= nil
 

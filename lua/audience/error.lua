@@ -4,7 +4,7 @@ Error.__index = Error
 Error.__name = "audience.Error"
 
 Error.KINDS = {
-  network = true, timeout = true, rate_limited = true, auth = true, validation = true,
+  network = true, timeout = true, rate_limited = true, auth = true, forbidden = true, validation = true,
   not_found = true, conflict = true, server = true, decode = true, http = true,
 }
 
@@ -20,7 +20,9 @@ end
 --- The kind an HTTP status means when the provider's body says nothing more precise.
 function Error.kind_for_status(status)
   if status == 400 or status == 422 or status == 415 then return "validation" end
-  if status == 401 or status == 403 then return "auth" end
+  -- 401: who you are (a bad key); 403: what you may do (a read-only key writing).
+  if status == 401 then return "auth" end
+  if status == 403 then return "forbidden" end
   if status == 404 or status == 410 then return "not_found" end
   if status == 409 then return "conflict" end
   if status == 429 then return "rate_limited" end

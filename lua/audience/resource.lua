@@ -7,8 +7,8 @@
 --   item = "/contacts/{id}"       item path (default path .. "/{id}")
 --   scope = { "list_id" }         leading arguments of every method, filling placeholders
 --   key = "slug"                  what the item argument is called in errors (default "id")
---   list = true | { paginated = false }
---   get, create, delete = true
+--   list = true | { paginated = false, rules = {...} }   rules: see check_params
+--   get, create, delete = true  (create may be { result = function(item) -> item })
 --   update = { method = "PATCH" | "PUT", merge_patch = bool, returns_true = bool }
 --   actions = { name = { method =, path =, args = { {name, kind}, ... },
 --                        body = { json_field = "arg name" } | "arg name", query = {...},
@@ -17,6 +17,7 @@
 --   methods = { name = function(resource, ...) }   provider-specific behaviour
 local core = require "audience.core"
 local options = require "audience.options"
+local param_rules = require "audience.params"
 
 local M = {}
 
@@ -268,10 +269,16 @@ function Resource:_paging()
   return PAGING[cfg.style], cfg
 end
 
+local check_params = param_rules.check
+M.check_params = check_params
+
 -- One page: a table { items, has_more, total, next }.
 function Resource:_page(path, query)
   local client = self._client
   local style, cfg = self:_paging()
+  local own = type(self._def.list) == "table" and self._def.list.rules or nil
+  local refused = check_params(client, "GET", path, query, style ~= PAGING.none and cfg.rules or nil, own)
+  if refused then return nil, refused end
   local body, err, res = client:_call("GET", path, { query = query })
   if body == nil then return nil, err, res end
   local items, has_more, total, nxt = style.read(cfg, body, query)
@@ -364,7 +371,10 @@ local function create(self, ...)
   check_arg(fname, n, "body", "table", args[n])
   local value, err, res = self._client:_call("POST", fill(self._def.path, values),
     call_spec(fname, args[n + 1], { body = args[n] }, n + 1))
-  return returns(self:_result(value), value, err, res)
+  local result = self:_result(value)
+  local how = self._def.create
+  if type(how) == "table" and how.result and value ~= nil then result = how.result(result) end
+  return returns(result, value, err, res)
 end
 
 local function update(self, ...)
@@ -455,6 +465,8 @@ function M.attach(client, provider)
   for name, def in pairs(provider.resources) do
     client[name] = build(client, name, def)
   end
+  -- Calls on the client itself (Creamailer's ping).
+  for name, fn in pairs(provider.client_methods or {}) do client[name] = fn end
 end
 
 return M
