@@ -29,6 +29,22 @@ end
 --- check(client, method, path, query, rules...) -> nil, or a validation error naming
 --- the first parameter (in name order) that breaks its rule. Each `rules` maps a
 --- parameter name to its rule; nil sets are skipped.
+local function refusal(client, method, path, url, name, message)
+  return client:_error({ kind = "validation", code = "local", message = message .. "; not sent",
+    details = { { field = name, message = message } } }, method, path, url)
+end
+
+--- check_body(client, method, path, body, required) -> nil, or a validation error
+--- naming the first field of `required` (a list) that the body lacks.
+function M.check_body(client, method, path, body, required)
+  for _, name in ipairs(required or {}) do
+    if type(body) == "table" and body[name] == nil then
+      return refusal(client, method, path, client:_url(path), name, name .. " is required")
+    end
+  end
+  return nil
+end
+
 function M.check(client, method, path, query, ...)
   for i = 1, select("#", ...) do
     local rules = select(i, ...)
@@ -41,10 +57,7 @@ function M.check(client, method, path, query, ...)
         local problem = rule_problem(rules[name], v)
         if problem then
           local shown = v == nil and "" or (" (got " .. tostring(v) .. ")")
-          local message = name .. " " .. problem .. shown
-          return client:_error({ kind = "validation", code = "local",
-            message = message .. "; not sent", details = { { field = name, message = message } } },
-            method, path, client:_url(path, query))
+          return refusal(client, method, path, client:_url(path, query), name, name .. " " .. problem .. shown)
         end
       end
     end
