@@ -89,7 +89,8 @@ describe("audience.systeme through Prism, validating the OpenAPI document", func
       tags = 2, courses = { { active = true }, { active = false, domainName = "school.example.com" } },
       communities = 1, webhooks = 1,
       subscriptions = { { contact = 1 },
-        { contact = 1, status = "completed", completedAt = "2026-01-02T03:04:05+00:00" } }, enrollments = { { contact = 1, course = 1 } },
+        { contact = 1, status = "completed", completedAt = "2026-01-02T03:04:05+00:00" } },
+      enrollments = { { contact = 1, course = 1 } },
       memberships = { { contact = 2, community = 1 } } } }
     local violations, seen = {}, {}
     local function note(what) violations[#violations + 1] = what end
