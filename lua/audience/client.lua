@@ -121,6 +121,8 @@ end
 
 local HEADER_NAME = "^[%w!#$%%&'*+.^_`|~-]+$"
 
+-- A caller's header replaces the client's own of the same name (names are
+-- case-insensitive): two Accept or Content-Type lines are refused by strict servers.
 local function add_user_headers(lines, headers)
   for name, value in pairs(headers) do
     if type(name) ~= "string" or not name:find(HEADER_NAME) then
@@ -129,6 +131,10 @@ local function add_user_headers(lines, headers)
     if type(value) == "number" then value = tostring(value) end
     if type(value) ~= "string" or value:find("[%z\r\n]") then
       error(("audience: bad value for header '%s' (string without CR, LF or NUL expected)"):format(name), 0)
+    end
+    local lower = name:lower()
+    for i = #lines, 1, -1 do
+      if lines[i]:match("^([^:]*):"):lower() == lower then table.remove(lines, i) end
     end
     lines[#lines + 1] = name .. ": " .. value
   end
@@ -322,9 +328,10 @@ function Client:_call(method, path, spec)
 
   local base = { "Accept: application/json" }
   if content_type then base[#base + 1] = "Content-Type: " .. content_type end
-  local idempotency_key = spec.idempotency_key
+  -- Only a key that goes out makes a repeat safe: a PATCH never carries one.
+  local idempotency_key
   if provider.idempotency_header and method == "POST" then
-    idempotency_key = idempotency_key or core.random_hex(16)
+    idempotency_key = spec.idempotency_key or core.random_hex(16)
     base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
   end
   if spec.headers then add_user_headers(base, spec.headers) end

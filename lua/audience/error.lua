@@ -8,8 +8,22 @@ Error.KINDS = {
   not_found = true, conflict = true, server = true, decode = true, http = true,
 }
 
+-- "scheme://user:password@host" -> "scheme://[REDACTED]@host": libcurl, Redis and
+-- nginx quote URLs (a proxy's, a store's) in their messages, credentials and all.
+local function drop_userinfo(s)
+  if type(s) ~= "string" or not s:find("@", 1, true) then return s end
+  return (s:gsub("(%a[%w+.-]*://)[^/%s@'\"<>]+@", "%1[REDACTED]@"))
+end
+Error.drop_userinfo = drop_userinfo
+
 function Error.new(fields)
   assert(Error.KINDS[fields.kind], "unknown error kind")
+  for _, k in ipairs{ "message", "url", "path", "code" } do fields[k] = drop_userinfo(fields[k]) end
+  if type(fields.details) == "table" then
+    for _, d in ipairs(fields.details) do
+      if type(d) == "table" then d.message = drop_userinfo(d.message) end
+    end
+  end
   return setmetatable(fields, Error)
 end
 
