@@ -5,7 +5,8 @@ local M = {}
 local floor, abs = math.floor, math.abs
 local MAX_EXACT = 2 ^ 53
 
--- A rule: { integer = bool, min =, max =, enum = { ... }, required = bool }.
+-- A rule: { integer = bool, min =, max =, enum = { ... }, pattern = "Lua pattern",
+-- expected = "what the pattern means", required = bool }.
 local function rule_problem(rule, v)
   if v == nil then return rule.required and "is required" or nil end
   if rule.integer then
@@ -16,6 +17,9 @@ local function rule_problem(rule, v)
       if rule.max then return ("must be in %d..%d"):format(rule.min or 0, rule.max) end
       return ("must be at least %d"):format(rule.min)
     end
+  end
+  if rule.pattern and not (type(v) == "string" and v:find(rule.pattern)) then
+    return "must be " .. (rule.expected or ("like " .. rule.pattern))
   end
   if rule.enum then
     for _, allowed in ipairs(rule.enum) do

@@ -107,6 +107,12 @@ local function integer_id(item)
   return item
 end
 
+-- The subscriber filters both versions document.
+local SUBSCRIBER_FILTERS = {
+  status = { enum = { "active", "unsubscribed", "bounced", "spamreport", "deleted", "all" } },
+  date = { pattern = "^%d%d%d%d%-%d%d%-%d%d$", expected = "a date YYYY-MM-DD" },
+}
+
 -- What both versions accept as pagesize: the official v1 SDK asks for 50,000 rows by
 -- default, v2 documents at most 1,000.
 local function page_rules(first, max)
@@ -132,7 +138,7 @@ local V1 = {
       methods = { fields = calls.v2_only("lists:fields") },
     },
     subscribers = {
-      scope = { "list_id" }, path = "/lists/subscribers/{list_id}.json", list = true,
+      scope = { "list_id" }, path = "/lists/subscribers/{list_id}.json", list = { rules = SUBSCRIBER_FILTERS },
       actions = {
         add = { method = "POST", path = "/subscribers/{list_id}.json", args = { { "body", "table" } },
                 body = "body", returns_true = true },
@@ -175,7 +181,7 @@ local V2 = {
       methods = { fields = calls.fields },
     },
     subscribers = {
-      scope = { "list_id" }, path = "/lists/{list_id}/subscribers", list = true,
+      scope = { "list_id" }, path = "/lists/{list_id}/subscribers", list = { rules = SUBSCRIBER_FILTERS },
       actions = {
         add = { method = "POST", path = "/lists/{list_id}/subscribers", args = { { "body", "table" } },
                 body = "body", returns_true = true },
