@@ -542,6 +542,62 @@ describe("creamailer mock", function()
     end)
   end)
 
+  describe("v2 routes of the official SDK", function()
+    it("fields: the list's seeded fields, then custom field names its subscribers carry", function()
+      m:seed("lists", { { name = "With fields", fields = { { name = "plan", type = "select" } } } })
+      m:seed("subscribers", { { list_id = 1, email = "a@example.com", custom_fields = { city = "Oulu", plan = "x" } } })
+      local r = v2("GET", "/lists/1/fields")
+      assert.equal(200, r.status)
+      assert.same({ data = { { id = 1, name = "plan", type = "select" }, { id = 2, name = "city", type = "text" } } },
+        r.json)
+      assert.equal(404, v2("GET", "/lists/9/fields").status)
+      assert.equal(405, v2("POST", "/lists/1/fields", { body = {} }).status)
+    end)
+
+    it("subscribers/activity: messages across all lists, newest first, paginated, with a summary", function()
+      m:seed("messages", { { email = "a@example.com", subject = "Old", sent_date = "2026-01-01T00:00:00Z", opens = 1,
+        clicks = { { url = "https://x.example", count = 2 } } },
+        { email = "A@example.com", subject = "New", sent_date = "2026-02-01T00:00:00Z", bounced = true },
+        { email = "b@example.com", subject = "Other" } })
+      local r = v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1&page=1")
+      assert.equal(200, r.status)
+      local d = r.json.data
+      assert.equal("a@example.com", d.email)
+      assert.same({ total_messages = 2, total_opens = 1, total_clicks = 2, total_bounces = 1,
+        total_unsubscribes = 0, first_message_date = "2026-01-01T00:00:00+00:00" }, d.summary)
+      assert.same({ 1, 2, 1, 2 }, { d.messages.current_page, d.messages.last_page, d.messages.per_page,
+        d.messages.total })
+      assert.equal("New", d.messages.data[1].subject)
+      r = v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1&page=2")
+      assert.equal("Old", r.json.data.messages.data[1].subject)
+      assert.same({ { url = "https://x.example", count = 2 } }, r.json.data.messages.data[1].clicks)
+      assert.equal(422, v2("GET", "/subscribers/activity").status)
+      assert.equal(422, v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1001").status)
+      assert.equal(404, v2("GET", "/subscribers/activity?email=nobody%40example.com").status)
+    end)
+
+    it("connection-test answers the SDK's message; a read key may only GET (403)", function()
+      m:reset({ accounts = { ro = { token = TOKEN, secret = SECRET, access = "read" } } })
+      assert.same({ message = "Connection successful." }, v2("GET", "/connection-test").json)
+      assert.equal(200, v2("GET", "/lists").status)
+      local r = v2("POST", "/lists", { body = { name = "Nope", language = "en" } })
+      assert.equal(403, r.status)
+      assert.same({ message = "This action is unauthorized." }, r.json)
+      assert.equal(403, v1("POST", "/lists.json", { body = { name = "Nope", language = "en" } }).status)
+      assert.same({}, m:data("lists"))
+    end)
+
+    it("delete sends autoresponders only when asked with 1", function()
+      local list = new_list()
+      m:seed("subscribers", { count = 3, defaults = { list_id = list } })
+      local base = "/lists/" .. list .. "/subscribers?email="
+      assert.equal(204, v2("DELETE", base .. "sub1%40example.com").status)
+      assert.equal(204, v2("DELETE", base .. "sub2%40example.com&send_autoresponders=1").status)
+      assert.equal(422, v2("DELETE", base .. "sub3%40example.com&send_autoresponders=yes").status)
+      assert.equal(1, m:stats().autoresponders_sent)
+    end)
+  end)
+
   describe("v2 routes", function()
     it("lists: create, index, show, update, delete", function()
       local r = v2("POST", "/lists", { body = { name = "V2 list", language = "sv" } })
