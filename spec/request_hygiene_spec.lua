@@ -45,6 +45,9 @@ describe("request hygiene", function()
       -- Through request too, and a caller's Content-Type wins over content_type's default.
       assert(c:request("GET", "/tags", { headers = { Accept = "application/json; q=1" } }))
       assert.equal("application/json; q=1", last(sysm).headers.accept)
+      -- The credential header is the constructor's: a second one would be a duplicate.
+      assert.error_matches(function() c:request("GET", "/tags", { headers = { ["x-api-key"] = "other" } }) end,
+        "header 'x%-api%-key' is the client's credential")
       c:close()
     end)
 

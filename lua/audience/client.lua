@@ -10,6 +10,7 @@ local limiter = require "audience.limiter"
 local options = require "audience.options"
 local transport = require "audience.transport"
 local auth = require "audience.auth"
+local add_user_headers = require("audience.request_headers").add
 
 local Client = {}
 Client.__index = Client
@@ -117,27 +118,6 @@ function Client:_url(path, query)
     if q ~= "" then url = url .. "?" .. q end
   end
   return url
-end
-
-local HEADER_NAME = "^[%w!#$%%&'*+.^_`|~-]+$"
-
--- A caller's header replaces the client's own of the same name (names are
--- case-insensitive): two Accept or Content-Type lines are refused by strict servers.
-local function add_user_headers(lines, headers)
-  for name, value in pairs(headers) do
-    if type(name) ~= "string" or not name:find(HEADER_NAME) then
-      error(("audience: bad header name %q"):format(tostring(name)), 0)
-    end
-    if type(value) == "number" then value = tostring(value) end
-    if type(value) ~= "string" or value:find("[%z\r\n]") then
-      error(("audience: bad value for header '%s' (string without CR, LF or NUL expected)"):format(name), 0)
-    end
-    local lower = name:lower()
-    for i = #lines, 1, -1 do
-      if lines[i]:match("^([^:]*):"):lower() == lower then table.remove(lines, i) end
-    end
-    lines[#lines + 1] = name .. ": " .. value
-  end
 end
 
 function Client:_redacted_headers(lines, extra)
@@ -334,7 +314,7 @@ function Client:_call(method, path, spec)
     idempotency_key = spec.idempotency_key or core.random_hex(16)
     base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
   end
-  if spec.headers then add_user_headers(base, spec.headers) end
+  if spec.headers then add_user_headers(base, spec.headers, spec.auth ~= false and self._secret_headers) end
 
   local state = {
     repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
