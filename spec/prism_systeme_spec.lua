@@ -169,6 +169,21 @@ describe("audience.systeme through Prism, validating the OpenAPI document", func
     assert.is_true(ok(sys.subscriptions:cancel(subs.items[1].id, "WhenBillingPeriodEnds")))
 
     assert.is_true(ok(sys.contacts:delete(c.id)))
+
+    -- The error answers the document declares, in the shapes it gives them.
+    local function fails(kind, v, err)
+      assert.is_nil(v)
+      assert.equal(kind, err.kind, tostring(err))
+      assert.is_nil(tostring(err.message):find("Prism", 1, true), tostring(err))
+    end
+    fails("not_found", sys.contacts:get(999999))
+    fails("not_found", sys.contacts:delete(999999))
+    fails("not_found", sys.tags:update(999999, { name = "x" }))
+    fails("not_found", sys.webhooks:update(999999, { name = "x", secret = "y" }))
+    fails("validation", sys.contacts:create{ email = "user1@example.com" })
+    fails("validation", sys.contacts:create{ email = "not-an-email" })
+    fails("validation", sys.tags:create{ name = "" })
+    fails("validation", sys.contacts:add_tag(1, 999999))
     sys:close()
 
     local missing = {}
