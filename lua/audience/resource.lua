@@ -7,7 +7,7 @@
 --   item = "/contacts/{id}"       item path (default path .. "/{id}")
 --   scope = { "list_id" }         leading arguments of every method, filling placeholders
 --   key = "slug"                  what the item argument is called in errors (default "id")
---   list = true | { paginated = false, rules = {...} }   rules: see check_params
+--   list = true | { paginated = false, rules = {...} }   rules: see audience.params
 --   get, create, delete = true  (create may be { result = function(item) -> item })
 --   update = { method = "PATCH" | "PUT", merge_patch = bool, returns_true = bool,
 --              required = { body fields the API refuses an update without } }
@@ -383,9 +383,9 @@ local function update(self, ...)
   local path = self:_item_path(fname, n, args[n], values)
   check_arg(fname, n + 1, "body", "table", args[n + 1])
   local how = self._def.update
+  local spec = call_spec(fname, args[n + 2], { body = args[n + 1] }, n + 2)
   local refused = param_rules.check_body(self._client, how.method, path, args[n + 1], how.required)
   if refused then return nil, refused end
-  local spec = call_spec(fname, args[n + 2], { body = args[n + 1] }, n + 2)
   if how.merge_patch then spec.content_type = MERGE_PATCH end
   local value, err, res = self._client:_call(how.method, path, spec)
   return returns(self:_result(value, how.returns_true), value, err, res)
