@@ -83,6 +83,18 @@ describe("request hygiene", function()
       end
     end)
 
+    it("keeps a base_url's user:password out of hooks and errors", function()
+      local seen = {}
+      local c = sys{ base_url = sysm.url:gsub("^http://", "http://api:BasePw@"), retries = 0,
+        on_request = function(i) seen[#seen + 1] = i end, on_response = function(i) seen[#seen + 1] = i end }
+      sysm:fault{ times = 1, action = { status = 500 } }
+      local _, err = c.tags:list()
+      assert.equal("server", err.kind)
+      assert.is_nil(fixtures.find_string({ err, tostring(err), seen, c.last_response }, "BasePw"))
+      assert.matches("http://%[REDACTED%]@127%.0%.0%.1", seen[1].url)
+      c:close()
+    end)
+
     it("drops any URL userinfo from an error, whoever wrote the text", function()
       local Error = require "audience.error"
       local e = Error.new{ kind = "network", message = "redis: AUTH failed for redis://:RedisPw@10.0.0.1:6379/0; "

@@ -71,7 +71,8 @@ function Client:_scrub(s, extra)
       if encoded ~= secret then s = replace_plain(s, encoded) end
     end
   end
-  return s
+  -- A URL's user:password (a base_url given with one) is a credential too.
+  return Error.drop_userinfo(s)
 end
 
 function Client:_error(fields, method, path, url, extra)
