@@ -15,9 +15,12 @@ installed_version() {
     "$DIR/node_modules/@stoplight/prism-cli/package.json" 2>/dev/null
 }
 
+mkdir -p "$DIR"
+# Several test runs may share the cache: one installs, the others wait for it.
+exec 9>"$DIR/.lock"
+flock 9
 if [ "$(installed_version || true)" != "$VERSION" ]; then
   command -v npm >/dev/null || { echo "install-prism: npm is missing (apt-get install npm)" >&2; exit 1; }
-  mkdir -p "$DIR"
   # A private package.json keeps npm from walking up into some other project.
   [ -f "$DIR/package.json" ] || printf '{ "name": "audience-prism", "private": true }\n' >"$DIR/package.json"
   # Into a fresh folder first, so that an interrupted install never leaves a half one.
