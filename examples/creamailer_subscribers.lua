@@ -10,6 +10,7 @@ local cm = audience.creamailer{
   base_url = os.getenv(version == 2 and "CREAMAILER_V2_BASE_URL" or "CREAMAILER_BASE_URL"),
 }
 
+assert(cm:ping())   -- the token and secret are accepted
 local list = assert(cm.lists:create{ name = "Customers", language = "fi" })
 assert(cm.subscribers:add(list.id, { email = "ada@example.com", name = "Ada" }))
 assert(cm.subscribers:add(list.id, { email = "bob@example.com", name = "Bob" }))

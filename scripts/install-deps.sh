@@ -11,7 +11,12 @@ PACKAGES=(
   nginx libnginx-mod-http-lua
   lua-argparse lua-busted lua-socket lua-sec lua-check luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
+  nodejs
 )
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# Prism (npm), for the spec that validates the Systeme.io mock against its OpenAPI document.
+install_prism() { bash "$here/install-prism.sh" >/dev/null; }
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,6 +24,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
+  install_prism
   exit 0
 fi
 
@@ -40,3 +46,4 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_prism

@@ -61,6 +61,10 @@ else
   check "build: gcc, Lua 5.4" make -s BUILD=build/lua5.4
 fi
 
+# Prism validates the Systeme.io mock against its OpenAPI document (prism_systeme_spec);
+# installed once into a cache folder, offline afterwards.
+check "prism: installed (scripts/install-prism.sh)" bash scripts/install-prism.sh
+
 run_busted "specs (Lua 5.4)" lua5.4 /usr/bin/busted
 
 if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then

@@ -563,6 +563,7 @@ local function handle(c, req)
       "X-Req-Expect: " .. (h["expect"] or "-"),
       "X-Req-User-Agent: " .. (h["user-agent"] or "-"),
       "X-Req-Custom: " .. (h["x-custom"] or "-"),
+      "X-Req-Content-Type: " .. (h["content-type"] or "-"),
       "X-Conn: " .. c.id }, req.body)
   elseif path == "/status/404" then
     body = response("404 Not Found", {}, "nope")
@@ -585,6 +586,9 @@ local function handle(c, req)
     local pad = {}
     for i = 1, 300 do pad[i] = "X-Pad-" .. i .. ": " .. string.rep("p", 1000) end
     body = response("200 OK", pad, "x")
+  elseif path == "/giantheader" then
+    -- One line over libcurl's own cap (100 KB), which it refuses before our callback.
+    body = response("200 OK", { "X-Giant: " .. string.rep("g", 300 * 1024) }, "x")
   elseif path == "/close" then
     return nil, "close"
   elseif path == "/quit" then
@@ -754,11 +758,17 @@ server:close()
       h:close()
     end)
 
-    it("sends Content-Length: 0 for bodyless PUT, none for DELETE", function()
+    it("sends Content-Length: 0 and no Content-Type for bodyless POST and PUT, none for DELETE", function()
       local h = core.http()
       local _, _, headers = h:perform("PUT", base .. "/echo")
       assert.equal("PUT", headers["x-method"])
       assert.equal("0", headers["x-req-content-length"])
+      assert.equal("-", headers["x-req-content-type"])
+      _, _, headers = h:perform("POST", base .. "/echo")
+      assert.equal("0", headers["x-req-content-length"])
+      assert.equal("-", headers["x-req-content-type"], "libcurl's form type went out")
+      _, _, headers = h:perform("POST", base .. "/echo", { "content-type: text/plain" })
+      assert.equal("text/plain", headers["x-req-content-type"])
       _, _, headers = h:perform("DELETE", base .. "/echo", {})
       assert.equal("DELETE", headers["x-method"])
       assert.equal("-", headers["x-req-content-length"])
@@ -859,6 +869,11 @@ server:close()
       local ok, kind = h:perform("GET", base .. "/hugeheaders")
       assert.is_nil(ok)
       assert.equal("too_large", kind)
+      local msg
+      ok, kind, msg = h:perform("GET", base .. "/giantheader")
+      assert.is_nil(ok)
+      assert.equal("too_large", kind)
+      assert.matches("header is larger than libcurl accepts", msg)
       assert.equal("hello", select(2, h:perform("GET", base .. "/hello")))
       h:close()
     end)

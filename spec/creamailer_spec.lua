@@ -323,4 +323,83 @@ describe("audience.creamailer", function()
     assert.equal("[REDACTED]", seen[1].headers["X-Access-Token"])
     cm:close(); bad:close()
   end)
+
+  describe("as the official SDK and the API answer", function()
+    it("reads a read-only key's write as forbidden (403), not auth, and does not retry it", function()
+      m:reset{ accounts = { ro = { token = "ro-token", secret = "ro-secret", access = "read" } } }
+      for _, version in ipairs{ 1, 2 } do
+        local attempts = 0
+        local cm = client(version, { access_token = "ro-token", shared_secret = "ro-secret",
+          on_request = function() attempts = attempts + 1 end })
+        assert(cm.lists:list())
+        local _, err = cm.lists:create{ name = "Refused", language = "en" }
+        assert.equal("forbidden", err.kind)
+        assert.equal(403, err.status)
+        assert.equal(2, attempts)
+        assert.matches("403 forbidden", tostring(err))
+        cm:close()
+      end
+    end)
+
+    it("turns a 422's errors: {field: [messages]} into details", function()
+      local cm = client(2)
+      local _, err = cm.lists:create{ name = "x", language = "english" }
+      assert.equal("validation", err.kind)
+      assert.equal(422, err.status)
+      assert.same({
+        { field = "language", message = "The language must be a 2-letter language code." },
+        { field = "name", message = "The name must be between 2 and 50 characters." },
+      }, err.details)
+      cm:close()
+    end)
+
+    it("counts v2's quota per key, apart from v1's, by default", function()
+      -- A token of its own: the default account is the credential's, and the budget of
+      -- an account only ever tightens within a process.
+      local token = "quota-scope-token-" .. os.time()
+      m:reset{ accounts = { q = { token = token, secret = SECRET } } }
+      local v1 = audience.creamailer{ access_token = token, shared_secret = SECRET, base_url = m.url,
+        rate_limit = { limit = 1, per = 3600, wait = false } }
+      local v2 = audience.creamailer{ access_token = token, shared_secret = SECRET, version = 2,
+        base_url = m.root .. "/v2/api", rate_limit = { limit = 1, per = 3600, wait = false } }
+      assert.is_true(v1:ping())
+      assert.is_true(v2:ping())
+      local _, err = v1:ping()
+      assert.equal("rate_limited", err.kind)
+      _, err = v2:ping()
+      assert.equal("rate_limited", err.kind)
+      v1:close(); v2:close()
+    end)
+
+    it("v1 takes the official v1 SDK's pagesize=50000; v2's limit of 1000 is checked before sending", function()
+      local cm1 = client(1)
+      local list = assert(cm1.lists:create{ name = "Paged", language = "en" })
+      m:seed("subscribers", { count = 3, defaults = { list_id = list.id } })
+      local page = assert(cm1.subscribers:list(list.id, { pagesize = 50000 }))
+      assert.equal(3, #page.items)
+      local _, err = cm1.subscribers:list(list.id, { pagesize = 50001 })
+      assert.equal("validation", err.kind)
+      assert.equal("pagesize", err.details[1].field)
+      cm1:close()
+
+      local before = m:stats().requests
+      local cm2 = client(2)
+      _, err = cm2.subscribers:list(list.id, { pagesize = 5000 })
+      assert.equal("validation", err.kind)
+      assert.equal("local", err.code)
+      assert.is_nil(err.status)
+      assert.equal("pagesize", err.details[1].field)
+      assert.matches("pagesize must be in 1..1000", tostring(err))
+      _, err = cm2.subscribers:list(list.id, { status = "gone" })
+      assert.equal("status", err.details[1].field)
+      _, err = cm2.subscribers:list(list.id, { date = "1.2.2026" })
+      assert.matches("date must be a date YYYY%-MM%-DD", err.message)
+      _, err = cm2.subscribers:activity("a@example.com", { page = 0 })
+      assert.equal("page", err.details[1].field)
+      assert.has_error(function() for _ in cm2.suppressions:each{ pagesize = 0 } do end end)
+      assert.equal(before, m:stats().requests)
+      assert(cm2.subscribers:list(list.id, { pagesize = 1000 }))
+      cm2:close()
+    end)
+  end)
 end)

@@ -327,9 +327,10 @@ describe("hostile input", function()
     it("in query params are percent-encoded", function()
       assert(sys.contacts:list{ email = "a\0b@example.com" })
       assert.equal("email=a%00b%40example.com", sm:stats().log[1].query)
-      cm.subscribers:list(1, { status = "active\0deleted" })
+      -- (status is checked against its values before sending: a parameter without a rule)
+      cm.subscribers:list(1, { segment = "active\0deleted" })
       local cm_log = cmm:stats().log
-      assert.matches("status=active%%00deleted", cm_log[#cm_log].query)
+      assert.matches("segment=active%%00deleted", cm_log[#cm_log].query)
     end)
 
     it("in JSON bodies are escaped as \\u0000", function()

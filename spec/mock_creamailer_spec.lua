@@ -113,7 +113,7 @@ describe("creamailer mock", function()
       assert.same({ success = true, message = "Connection OK" }, r.json)
       r = v2("GET", "/connection-test")
       assert.equal(200, r.status)
-      assert.same({ data = { ok = true } }, r.json)
+      assert.same({ message = "Connection successful." }, r.json)
       local body = { name = "Signed", language = "fi", auto_suppress = true }
       assert.equal(201, v1("POST", "/lists.json", { body = body }).status)
       assert.equal(201, v2("POST", "/lists", { body = body }).status)
@@ -210,15 +210,17 @@ describe("creamailer mock", function()
   end)
 
   describe("quota", function()
-    it("allows 5 per 60 s: then v1 400 and v2 429 with Retry-After; auth failures are free", function()
+    it("allows 5 per 60 s for each version: then v1 400 and v2 429 with Retry-After; auth failures are free", function()
       m:reset({ accounts = { a = { token = TOKEN, secret = SECRET, limit = 5, per = 60 } } })
       for _ = 1, 3 do assert.equal(401, v1("GET", "/lists.json", { secret = "wrong" }).status) end
-      for i = 1, 5 do
-        local r = (i % 2 == 1) and v1("GET", "/lists.json") or v2("GET", "/lists")
+      for _ = 1, 5 do
+        local r = v1("GET", "/lists.json")
         assert.equal(200, r.status)
         assert.is_nil(r.headers["x-ratelimit-limit"])
         assert.is_nil(r.headers["x-ratelimit-remaining"])
       end
+      -- v2's quota is the key's own: v1's use has not touched it.
+      for _ = 1, 5 do assert.equal(200, v2("GET", "/lists").status) end
       local r = v1("GET", "/lists.json")
       assert.equal(400, r.status)
       assert.same({ success = false, message = "Rate limit exceeded" }, r.json)
@@ -302,17 +304,18 @@ describe("creamailer mock", function()
       assert.equal(3, m:stats().by_route["POST /v1/api/subscribers/import/{id}.json"])
     end)
 
-    it("imports with a top-level update_existing (v2)", function()
+    it("imports with update_existing on each entry, as the SDK sends it (v2)", function()
       local list = new_list()
       m:seed("subscribers", { count = 2, defaults = { list_id = list } })
-      local body = { update_existing = true, subscribers = {
-        { email = "sub1@example.com", name = "Up" }, { email = "fresh@example.com" }, { email = "bad@" } } }
+      local body = { subscribers = {
+        { email = "sub1@example.com", name = "Up", update_existing = true }, { email = "fresh@example.com" },
+        { email = "bad@" } } }
       local r = v2("POST", "/lists/" .. list .. "/subscribers/import", { body = body })
       assert.equal(200, r.status)
       assert.same({ data = { added = 1, updated = 1,
         failed = { { email = "bad@", reason = "Invalid email address" } } } }, r.json)
-      body.update_existing = false
-      body.subscribers = { { email = "sub2@example.com" } }
+      -- A flag beside the list is an unknown key: ignored, so nothing is updated.
+      body = { update_existing = true, subscribers = { { email = "sub2@example.com" } } }
       r = v2("POST", "/lists/" .. list .. "/subscribers/import", { body = body })
       assert.same({ { email = "sub2@example.com", reason = "Subscriber already exists" } }, r.json.data.failed)
       assert.equal(404, v2("POST", "/lists/999/subscribers/import", { body = body }).status)
@@ -355,12 +358,13 @@ describe("creamailer mock", function()
 
     it("validates page and pagesize", function()
       local list = new_list()
-      local r = v1("GET", ("/lists/subscribers/%d.json?pagesize=1001"):format(list))
+      -- v1 serves the official v1 SDK's default of 50,000 rows; v2 documents 1,000.
+      local r = v1("GET", ("/lists/subscribers/%d.json?pagesize=50001"):format(list))
       assert.equal(400, r.status)
       assert.equal("Validation failed", r.json.message)
       assert.is_false(r.json.success)
       assert.is_string(r.json.errors.pagesize[1])
-      assert.equal(200, v1("GET", ("/lists/subscribers/%d.json?pagesize=1000"):format(list)).status)
+      assert.equal(200, v1("GET", ("/lists/subscribers/%d.json?pagesize=50000"):format(list)).status)
       assert.equal(400, v1("GET", ("/lists/subscribers/%d.json?page=-1"):format(list)).status)
       r = v2("GET", ("/lists/%d/subscribers?pagesize=1001"):format(list))
       assert.equal(422, r.status)
@@ -368,7 +372,8 @@ describe("creamailer mock", function()
       r = v2("GET", ("/lists/%d/subscribers?page=0"):format(list))
       assert.equal(422, r.status)
       assert.is_string(r.json.errors.page[1])
-      assert.equal(400, v1("GET", ("/suppressions.json?pagesize=5000")).status)
+      assert.equal(200, v1("GET", ("/suppressions.json?pagesize=5000")).status)
+      assert.equal(400, v1("GET", ("/suppressions.json?pagesize=50001")).status)
       assert.equal(422, v2("GET", "/suppressions?pagesize=abc").status)
     end)
 
@@ -404,7 +409,7 @@ describe("creamailer mock", function()
     it("lists: create, index, show, update, delete", function()
       local r = v1("POST", "/lists.json", { body = { name = "My list", language = "fi", auto_suppress = true } })
       assert.equal(201, r.status)
-      assert.same({ success = true, message = "List added", id = "1" }, r.json)
+      assert.same({ success = true, message = "List added", id = 1 }, r.json)
       r = v1("POST", "/lists.json", { body = { name = "x", language = "finnish", auto_suppress = "yes" } })
       assert.equal(400, r.status)
       assert.equal("Validation failed", r.json.message)
@@ -534,6 +539,62 @@ describe("creamailer mock", function()
       assert.equal(422, r.status)
       assert.equal(404, v2("GET", "/lists.json").status)
       assert.same({ message = "Not found." }, v2("GET", "/nothing").json)
+    end)
+  end)
+
+  describe("v2 routes of the official SDK", function()
+    it("fields: the list's seeded fields, then custom field names its subscribers carry", function()
+      m:seed("lists", { { name = "With fields", fields = { { name = "plan", type = "select" } } } })
+      m:seed("subscribers", { { list_id = 1, email = "a@example.com", custom_fields = { city = "Oulu", plan = "x" } } })
+      local r = v2("GET", "/lists/1/fields")
+      assert.equal(200, r.status)
+      assert.same({ data = { { id = 1, name = "plan", type = "select" }, { id = 2, name = "city", type = "text" } } },
+        r.json)
+      assert.equal(404, v2("GET", "/lists/9/fields").status)
+      assert.equal(405, v2("POST", "/lists/1/fields", { body = {} }).status)
+    end)
+
+    it("subscribers/activity: messages across all lists, newest first, paginated, with a summary", function()
+      m:seed("messages", { { email = "a@example.com", subject = "Old", sent_date = "2026-01-01T00:00:00Z", opens = 1,
+        clicks = { { url = "https://x.example", count = 2 } } },
+        { email = "A@example.com", subject = "New", sent_date = "2026-02-01T00:00:00Z", bounced = true },
+        { email = "b@example.com", subject = "Other" } })
+      local r = v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1&page=1")
+      assert.equal(200, r.status)
+      local d = r.json.data
+      assert.equal("a@example.com", d.email)
+      assert.same({ total_messages = 2, total_opens = 1, total_clicks = 2, total_bounces = 1,
+        total_unsubscribes = 0, first_message_date = "2026-01-01T00:00:00+00:00" }, d.summary)
+      assert.same({ 1, 2, 1, 2 }, { d.messages.current_page, d.messages.last_page, d.messages.per_page,
+        d.messages.total })
+      assert.equal("New", d.messages.data[1].subject)
+      r = v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1&page=2")
+      assert.equal("Old", r.json.data.messages.data[1].subject)
+      assert.same({ { url = "https://x.example", count = 2 } }, r.json.data.messages.data[1].clicks)
+      assert.equal(422, v2("GET", "/subscribers/activity").status)
+      assert.equal(422, v2("GET", "/subscribers/activity?email=a%40example.com&pagesize=1001").status)
+      assert.equal(404, v2("GET", "/subscribers/activity?email=nobody%40example.com").status)
+    end)
+
+    it("connection-test answers the SDK's message; a read key may only GET (403)", function()
+      m:reset({ accounts = { ro = { token = TOKEN, secret = SECRET, access = "read" } } })
+      assert.same({ message = "Connection successful." }, v2("GET", "/connection-test").json)
+      assert.equal(200, v2("GET", "/lists").status)
+      local r = v2("POST", "/lists", { body = { name = "Nope", language = "en" } })
+      assert.equal(403, r.status)
+      assert.same({ message = "This action is unauthorized." }, r.json)
+      assert.equal(403, v1("POST", "/lists.json", { body = { name = "Nope", language = "en" } }).status)
+      assert.same({}, m:data("lists"))
+    end)
+
+    it("delete sends autoresponders only when asked with 1", function()
+      local list = new_list()
+      m:seed("subscribers", { count = 3, defaults = { list_id = list } })
+      local base = "/lists/" .. list .. "/subscribers?email="
+      assert.equal(204, v2("DELETE", base .. "sub1%40example.com").status)
+      assert.equal(204, v2("DELETE", base .. "sub2%40example.com&send_autoresponders=1").status)
+      assert.equal(422, v2("DELETE", base .. "sub3%40example.com&send_autoresponders=yes").status)
+      assert.equal(1, m:stats().autoresponders_sent)
     end)
   end)
 

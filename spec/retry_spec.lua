@@ -51,8 +51,9 @@ describe("retries and failures", function()
   it("does not retry a 422", function()
     local n = 0
     local sys = client{ on_request = function() n = n + 1 end }
-    local _, err = sys.contacts:list{ limit = 5 }
+    local _, err = sys.contacts:create{ email = "not-an-email" }
     assert.equal("validation", err.kind)
+    assert.equal(422, err.status)
     assert.equal(1, n)
     sys:close()
   end)

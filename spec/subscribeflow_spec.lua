@@ -167,11 +167,11 @@ describe("audience.subscribeflow", function()
       bad:close()
     end)
 
-    it("maps forbidden to auth", function()
+    it("maps a 403 forbidden to the kind forbidden, not auth", function()
       m:reset{ accounts = { ro = { keys = { "sf_live_ro" }, scope = "read" } } }
       local ro = audience.subscribeflow{ api_key = "sf_live_ro", base_url = m.url }
       local _, err = ro.tags:create{ name = "x" }
-      assert.equal("auth", err.kind)
+      assert.equal("forbidden", err.kind)
       assert.equal("forbidden", err.code)
       assert.equal(403, err.status)
       ro:close()

@@ -185,8 +185,6 @@ describe("audience.systeme", function()
       local subs = assert(sys.subscriptions:list{ contact = c.id })
       assert.equal(2, #subs.items)
       assert.is_true(sys.subscriptions:cancel(subs.items[1].id, "WhenBillingPeriodEnds"))
-      local _, err = sys.subscriptions:list{}
-      assert.equal("validation", err.kind)
     end)
   end)
 
@@ -219,6 +217,66 @@ describe("audience.systeme", function()
       assert.equal(401, err.status)
       assert.equal("Invalid API Key.", err.message)
       bad:close()
+    end)
+  end)
+
+  describe("documented constraints, checked before anything is sent", function()
+    local function sent() return m:stats().requests end
+
+    it("refuses limit outside 10..100, a bad order or startingAfter as validation naming the parameter", function()
+      local before = sent()
+      for _, case in ipairs{
+        { { limit = 5 }, "limit", "limit must be in 10..100 %(got 5%)" },
+        { { limit = 101 }, "limit" }, { { limit = "many" }, "limit", "must be an integer" },
+        { { limit = 10.5 }, "limit" }, { { order = "sideways" }, "order", "must be one of asc, desc" },
+        { { startingAfter = "abc" }, "startingAfter" },
+      } do
+        local page, err = sys.contacts:list(case[1])
+        assert.is_nil(page)
+        assert.equal("validation", err.kind)
+        assert.equal("local", err.code)
+        assert.is_nil(err.status)
+        assert.equal(case[2], err.details[1].field)
+        if case[3] then assert.matches(case[3], tostring(err)) end
+      end
+      assert.has_error(function() for _ in sys.tags:each{ limit = 500 } do end end)
+      assert.equal(before, sent())
+      assert(sys.contacts:list{ limit = 10 })
+      assert(sys.contacts:list{ limit = "100", order = "asc" })
+      -- A value of the wrong Lua type is a mistake in the program: it raises.
+      assert.error_matches(function() sys.contacts:list{ limit = print } end, "params.limit")
+    end)
+
+    it("refuses subscriptions:list without its contact, webhooks:update without name and secret", function()
+      local before = sent()
+      local _, err = sys.subscriptions:list{}
+      assert.equal("validation", err.kind)
+      assert.equal("contact", err.details[1].field)
+      assert.matches("contact is required", err.message)
+      _, err = sys.subscriptions:list{ contact = 0 }
+      assert.equal("contact", err.details[1].field)
+      _, err = sys.memberships:list{ community = "x" }
+      assert.equal("community", err.details[1].field)
+      _, err = sys.webhooks:update(1, { name = "only the name" })
+      assert.equal("validation", err.kind)
+      assert.equal("secret", err.details[1].field)
+      assert.equal(before, sent())
+    end)
+
+    it("add_member answers true, whatever body comes with the 202", function()
+      m:seed("contacts", 1)
+      m:seed("communities", 1)
+      local ok, err = sys.communities:add_member(1, 1)
+      assert.is_nil(err)
+      assert.is_true(ok)
+    end)
+
+    it("reads a 403 as forbidden", function()
+      m:fault{ times = 1, action = { status = 403, body = { detail = "Access Denied." } } }
+      local _, err = sys.tags:create{ name = "x" }
+      assert.equal("forbidden", err.kind)
+      assert.equal(403, err.status)
+      assert.equal("Access Denied.", err.message)
     end)
   end)
 end)

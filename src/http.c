@@ -308,13 +308,43 @@ static int apply_options(CURL *curl, const struct aud_http_config *c,
     return 0;
 }
 
+static int names_header(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char a = (unsigned char)line[i], b = (unsigned char)name[i];
+        if (a == '\0')
+            return 0;
+        if (a >= 'A' && a <= 'Z')
+            a = (unsigned char)(a - 'A' + 'a');
+        if (a != b)
+            return 0;
+    }
+    return line[n] == ':';
+}
+
+static int has_header(const struct aud_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (names_header(req->headers[i], name))
+            return 1;
+    return 0;
+}
+
 static struct curl_slist *build_headers(const struct aud_http_request *req)
 {
     struct curl_slist *list = NULL;
-    for (size_t i = 0; i <= req->nheaders; i++) {
-        /* An empty "Expect:" stops libcurl's 100-continue round trip,
-         * which costs a second against servers that ignore it. */
-        const char *line = i < req->nheaders ? req->headers[i] : "Expect:";
+    /* An empty "Expect:" stops libcurl's 100-continue round trip, which
+     * costs a second against servers that ignore it. A bodyless POST would
+     * otherwise go out labelled application/x-www-form-urlencoded by
+     * libcurl: no body, no Content-Type ("Name:" removes libcurl's own). */
+    const char *extra[2] = {"Expect:", NULL};
+    if (req->body == NULL && !has_header(req, "content-type"))
+        extra[1] = "Content-Type:";
+    for (size_t i = 0; i < req->nheaders + 2; i++) {
+        const char *line = i < req->nheaders ? req->headers[i] : extra[i - req->nheaders];
+        if (line == NULL)
+            continue;
         struct curl_slist *next = curl_slist_append(list, line);
         if (next == NULL) {
             curl_slist_free_all(list);
@@ -323,6 +353,16 @@ static struct curl_slist *build_headers(const struct aud_http_request *req)
         list = next;
     }
     return list;
+}
+
+static int is_too_large(CURLcode rc)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+    return rc == CURLE_TOO_LARGE;
+#else
+    (void)rc;
+    return 0;
+#endif
 }
 
 static int is_tls_error(CURLcode rc)
@@ -460,6 +500,15 @@ enum aud_http_outcome aud_http_finish(CURL *curl, struct aud_http_xfer *h,
         snprintf(res->message, sizeof res->message,
                  "out of memory while reading the response");
         return fail(res, AUD_HTTP_NETWORK, sent);
+    }
+    /* libcurl refuses a single header line over its own cap (100 KB) before
+     * on_header sees it, and says so as "out of memory" (8.6+: TOO_LARGE):
+     * the answer is too large, and asking again gets the same answer. */
+    if (rc == CURLE_OUT_OF_MEMORY || is_too_large(rc)) {
+        snprintf(res->message, sizeof res->message,
+                 "a response header is larger than libcurl accepts (libcurl: %s)",
+                 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+        return fail(res, AUD_HTTP_TOO_LARGE, sent);
     }
     snprintf(res->message, sizeof res->message, "%s",
              h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));

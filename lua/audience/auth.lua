@@ -61,6 +61,13 @@ function M.prepare(provider, o)
   local scheme = SCHEMES[desc.scheme]
   if not scheme then error("audience: unknown auth scheme '" .. tostring(desc.scheme) .. "'", 0) end
   local lines, headers, secrets, credential = scheme(desc, o, provider.name)
+  -- A proxy's user:password is a credential too, given with a scheme or without one.
+  local userinfo = o.proxy and (o.proxy:match("^%a[%w+.-]*://([^/@]+)@") or o.proxy:match("^([^/@]+)@"))
+  if userinfo then
+    secrets[#secrets + 1] = userinfo
+    local password = userinfo:match(":(.+)$")
+    if password then secrets[#secrets + 1] = password end
+  end
   local secret_headers = {}
   for _, h in ipairs(headers) do secret_headers[h:lower()] = true end
   return { lines = lines, secrets = secrets, secret_headers = secret_headers, credential = credential }

@@ -10,6 +10,7 @@ local limiter = require "audience.limiter"
 local options = require "audience.options"
 local transport = require "audience.transport"
 local auth = require "audience.auth"
+local add_user_headers = require("audience.request_headers").add
 
 local Client = {}
 Client.__index = Client
@@ -70,7 +71,8 @@ function Client:_scrub(s, extra)
       if encoded ~= secret then s = replace_plain(s, encoded) end
     end
   end
-  return s
+  -- A URL's user:password (a base_url given with one) is a credential too.
+  return Error.drop_userinfo(s)
 end
 
 function Client:_error(fields, method, path, url, extra)
@@ -117,21 +119,6 @@ function Client:_url(path, query)
     if q ~= "" then url = url .. "?" .. q end
   end
   return url
-end
-
-local HEADER_NAME = "^[%w!#$%%&'*+.^_`|~-]+$"
-
-local function add_user_headers(lines, headers)
-  for name, value in pairs(headers) do
-    if type(name) ~= "string" or not name:find(HEADER_NAME) then
-      error(("audience: bad header name %q"):format(tostring(name)), 0)
-    end
-    if type(value) == "number" then value = tostring(value) end
-    if type(value) ~= "string" or value:find("[%z\r\n]") then
-      error(("audience: bad value for header '%s' (string without CR, LF or NUL expected)"):format(name), 0)
-    end
-    lines[#lines + 1] = name .. ": " .. value
-  end
 end
 
 function Client:_redacted_headers(lines, extra)
@@ -322,12 +309,13 @@ function Client:_call(method, path, spec)
 
   local base = { "Accept: application/json" }
   if content_type then base[#base + 1] = "Content-Type: " .. content_type end
-  local idempotency_key = spec.idempotency_key
+  -- Only a key that goes out makes a repeat safe: a PATCH never carries one.
+  local idempotency_key
   if provider.idempotency_header and method == "POST" then
-    idempotency_key = idempotency_key or core.random_hex(16)
+    idempotency_key = spec.idempotency_key or core.random_hex(16)
     base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
   end
-  if spec.headers then add_user_headers(base, spec.headers) end
+  if spec.headers then add_user_headers(base, spec.headers, spec.auth ~= false and self._secret_headers) end
 
   local state = {
     repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
@@ -479,7 +467,8 @@ function M.new(provider, opts)
   -- The account is named by a digest of the credential, so the key itself is never
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
-  local key = provider.name .. ":" .. account
+  -- quota_scope: a version of the API whose quota is counted apart (Creamailer v2).
+  local key = (provider.quota_scope or provider.name) .. ":" .. account
   self._limiter = limiter.new(key, rl)
   self._probe_quota = provider.rate_headers ~= nil
 

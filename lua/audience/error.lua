@@ -4,12 +4,26 @@ Error.__index = Error
 Error.__name = "audience.Error"
 
 Error.KINDS = {
-  network = true, timeout = true, rate_limited = true, auth = true, validation = true,
+  network = true, timeout = true, rate_limited = true, auth = true, forbidden = true, validation = true,
   not_found = true, conflict = true, server = true, decode = true, http = true,
 }
 
+-- "scheme://user:password@host" -> "scheme://[REDACTED]@host": libcurl, Redis and
+-- nginx quote URLs (a proxy's, a store's) in their messages, credentials and all.
+local function drop_userinfo(s)
+  if type(s) ~= "string" or not s:find("@", 1, true) then return s end
+  return (s:gsub("(%a[%w+.-]*://)[^/%s@'\"<>]+@", "%1[REDACTED]@"))
+end
+Error.drop_userinfo = drop_userinfo
+
 function Error.new(fields)
   assert(Error.KINDS[fields.kind], "unknown error kind")
+  for _, k in ipairs{ "message", "url", "path", "code" } do fields[k] = drop_userinfo(fields[k]) end
+  if type(fields.details) == "table" then
+    for _, d in ipairs(fields.details) do
+      if type(d) == "table" then d.message = drop_userinfo(d.message) end
+    end
+  end
   return setmetatable(fields, Error)
 end
 
@@ -20,7 +34,9 @@ end
 --- The kind an HTTP status means when the provider's body says nothing more precise.
 function Error.kind_for_status(status)
   if status == 400 or status == 422 or status == 415 then return "validation" end
-  if status == 401 or status == 403 then return "auth" end
+  -- 401: who you are (a bad key); 403: what you may do (a read-only key writing).
+  if status == 401 then return "auth" end
+  if status == 403 then return "forbidden" end
   if status == 404 or status == 410 then return "not_found" end
   if status == 409 then return "conflict" end
   if status == 429 then return "rate_limited" end

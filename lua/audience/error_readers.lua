@@ -41,7 +41,7 @@ end
 
 -- SubscribeFlow: {"error": {"code", "message", "details": [{field, message}]}}.
 local ENVELOPE_KINDS = {
-  validation_error = "validation", unauthorized = "auth", forbidden = "auth",
+  validation_error = "validation", unauthorized = "auth", forbidden = "forbidden",
   not_found = "not_found", conflict = "conflict", rate_limited = "rate_limited",
   internal_error = "server",
 }

@@ -7,9 +7,10 @@
 --   item = "/contacts/{id}"       item path (default path .. "/{id}")
 --   scope = { "list_id" }         leading arguments of every method, filling placeholders
 --   key = "slug"                  what the item argument is called in errors (default "id")
---   list = true | { paginated = false }
---   get, create, delete = true
---   update = { method = "PATCH" | "PUT", merge_patch = bool, returns_true = bool }
+--   list = true | { paginated = false, rules = {...} }   rules: see audience.params
+--   get, create, delete = true  (create may be { result = function(item) -> item })
+--   update = { method = "PATCH" | "PUT", merge_patch = bool, returns_true = bool,
+--              required = { body fields the API refuses an update without } }
 --   actions = { name = { method =, path =, args = { {name, kind}, ... },
 --                        body = { json_field = "arg name" } | "arg name", query = {...},
 --                        returns_true = bool (answer carries nothing worth returning),
@@ -17,6 +18,7 @@
 --   methods = { name = function(resource, ...) }   provider-specific behaviour
 local core = require "audience.core"
 local options = require "audience.options"
+local param_rules = require "audience.params"
 
 local M = {}
 
@@ -268,10 +270,16 @@ function Resource:_paging()
   return PAGING[cfg.style], cfg
 end
 
+local check_params = param_rules.check
+M.check_params = check_params
+
 -- One page: a table { items, has_more, total, next }.
 function Resource:_page(path, query)
   local client = self._client
   local style, cfg = self:_paging()
+  local own = type(self._def.list) == "table" and self._def.list.rules or nil
+  local refused = check_params(client, "GET", path, query, style ~= PAGING.none and cfg.rules or nil, own)
+  if refused then return nil, refused end
   local body, err, res = client:_call("GET", path, { query = query })
   if body == nil then return nil, err, res end
   local items, has_more, total, nxt = style.read(cfg, body, query)
@@ -364,7 +372,10 @@ local function create(self, ...)
   check_arg(fname, n, "body", "table", args[n])
   local value, err, res = self._client:_call("POST", fill(self._def.path, values),
     call_spec(fname, args[n + 1], { body = args[n] }, n + 1))
-  return returns(self:_result(value), value, err, res)
+  local result = self:_result(value)
+  local how = self._def.create
+  if type(how) == "table" and how.result and value ~= nil then result = how.result(result) end
+  return returns(result, value, err, res)
 end
 
 local function update(self, ...)
@@ -373,6 +384,8 @@ local function update(self, ...)
   check_arg(fname, n + 1, "body", "table", args[n + 1])
   local how = self._def.update
   local spec = call_spec(fname, args[n + 2], { body = args[n + 1] }, n + 2)
+  local refused = param_rules.check_body(self._client, how.method, path, args[n + 1], how.required)
+  if refused then return nil, refused end
   if how.merge_patch then spec.content_type = MERGE_PATCH end
   local value, err, res = self._client:_call(how.method, path, spec)
   return returns(self:_result(value, how.returns_true), value, err, res)
@@ -455,6 +468,8 @@ function M.attach(client, provider)
   for name, def in pairs(provider.resources) do
     client[name] = build(client, name, def)
   end
+  -- Calls on the client itself (Creamailer's ping).
+  for name, fn in pairs(provider.client_methods or {}) do client[name] = fn end
 end
 
 return M

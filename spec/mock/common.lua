@@ -843,7 +843,13 @@ local function send(resp)
     ngx.header["Content-Type"] = nil
     return ngx.exit(resp.status)
   end
-  if ct then ngx.header["Content-Type"] = ct end
+  if ct then
+    ngx.header["Content-Type"] = ct
+  elseif #body == 0 then
+    -- An empty answer (202 Accepted) has no media type: without this, nginx would label
+    -- it with its default_type, application/json, which an empty body is not.
+    ngx.header["Content-Type"] = nil
+  end
   ngx.header["Content-Length"] = #body
   if #body > 0 then ngx.print(body) end
   return ngx.exit(ngx.HTTP_OK)

@@ -3,28 +3,34 @@
 -- Runs inside nginx; see common.lua for the mock interface.
 --
 -- Config (JSON from the harness):
---   accounts = { NAME = { token = "tok", secret = "sec", limit = 100, per = 3600 } }
+--   accounts = { NAME = { token = "tok", secret = "sec", limit = 100, per = 3600,
+--                         access = "write" | "read" } }
 --              (default: default = { token = "test-token", secret = "test-secret",
---               limit = 100000, per = 3600 }); the quota is per account, shared by v1 and v2
+--               limit = 100000, per = 3600 }); each entry is one key. v1 and v2 count their
+--               quotas apart (v2: 100 an hour per key). A "read" key may only GET: any
+--               other method is refused with 403, as the v2 API does.
 --   skew = 300                       -- seconds X-Request-Timestamp may differ from now
---   seed = { lists = n | {...}, subscribers = {...}, suppressions = n | {...} }
+--   seed = { lists = n | {...}, subscribers = {...}, suppressions = n | {...}, messages = {...} }
 --
 -- Signatures (hex, lowercase), URL = "http://" .. Host .. request_uri (path + raw query):
 --   v1: sha1(URL .. body .. timestamp .. secret)
 --   v2: HMAC-SHA256(key = secret, URL .. body .. timestamp)
 --
--- Seeding: lists {name, language, auto_suppress}; subscribers {list_id (default: the first
+-- Seeding: lists {name, language, auto_suppress, fields = { {name, type} }}; messages
+-- (v2 subscribers/activity) {email, campaign_name, subject, sender_name, sender_email,
+-- sent_date, opens, clicks = { {url, count} }, bounced, unsubscribed}; subscribers {list_id (default: the first
 -- list, created if none), email (default sub<i>@example.com, i counting the list's
 -- subscribers), name, ..., status, created, updated}; suppressions {email (default
 -- suppressed<i>@example.com), reason, created}.
--- Stats: common's, plus signature_failures; every stats.log entry has api ("v1"/"v2"),
+-- Stats: common's, plus signature_failures and autoresponders_sent (deletes asking for
+-- them); every stats.log entry has api ("v1"/"v2"),
 -- auth ("ok"/"invalid_token"/"invalid_signature"/"expired") and signature_valid.
 -- Extra admin route: GET /__admin/creamailer -> { hmac_impl, skew, accounts }.
 local M = {}
 
 M.prefix = "/v1/api"
 M.credential_headers = { "x-access-token" }
-M.counters = { "signature_failures" }
+M.counters = { "signature_failures", "autoresponders_sent" }
 
 local V1, V2 = "/v1/api", "/v2/api"
 
@@ -32,7 +38,9 @@ local C       -- common module
 local D       -- data of the current state (replaced on reset)
 local null
 
-local MAX_PAGESIZE = 1000
+-- v2 documents at most 1,000 rows a page; v1 serves the 50,000 the official v1 SDK asks
+-- for by default.
+local MAX_PAGESIZE = { [1] = 50000, [2] = 1000 }
 local DEFAULT_PAGESIZE = 100
 local MAX_IMPORT = 500
 
@@ -123,6 +131,9 @@ API[1] = {
   method_not_allowed = function(allow)
     return C.json(405, { success = false, message = "Method not allowed" }, { Allow = allow })
   end,
+  forbidden = function()
+    return C.json(403, { success = false, message = "This API key may only read" })
+  end,
 }
 
 API[2] = {
@@ -147,6 +158,7 @@ API[2] = {
     return C.json(405, { message = string.format("The %s method is not supported for this route. "
       .. "Supported methods: %s.", req.method, allow) }, { Allow = allow })
   end,
+  forbidden = function() return C.json(403, { message = "This action is unauthorized." }) end,
 }
 
 --- The JSON object in the request body ({} when there is none), or nil, error response.
@@ -192,7 +204,7 @@ end
 
 -- ---------------------------------------------------------------- pagination
 
-local function page_params(req, base, errs)
+local function page_params(req, base, errs, max)
   local q = req.query
   local page, size = base, DEFAULT_PAGESIZE
   if q.page ~= nil and q.page ~= "" then
@@ -207,8 +219,8 @@ local function page_params(req, base, errs)
     local n = to_int(q.pagesize)
     if not n or n < 1 then
       add_err(errs, "pagesize", "The pagesize must be an integer of at least 1.")
-    elseif n > MAX_PAGESIZE then
-      add_err(errs, "pagesize", string.format("The pagesize may not be greater than %d.", MAX_PAGESIZE))
+    elseif n > max then
+      add_err(errs, "pagesize", string.format("The pagesize may not be greater than %d.", max))
     else
       size = n
     end
@@ -220,7 +232,7 @@ end
 local function paged(api_v, req, store, render, pred, errs)
   local api = API[api_v]
   local base = (api_v == 1) and 0 or 1
-  local page, size = page_params(req, base, errs)
+  local page, size = page_params(req, base, errs, MAX_PAGESIZE[api_v])
   if has_errs(errs) then return api.invalid(errs) end
   local recs, total = store:page(page - base + 1, size, pred)
   local items = C.array()
@@ -296,7 +308,8 @@ local function lists_create(api_v, req)
   local fields = validate_list(b, false, errs)
   if has_errs(errs) then return api.invalid(errs) end
   local l = insert_list(fields)
-  if api_v == 1 then return api.ok(201, "List added", { id = string.format("%d", l.id) }) end
+  -- The same integer id that show gives.
+  if api_v == 1 then return api.ok(201, "List added", { id = l.id }) end
   return C.json(201, { data = render_list(l) })
 end
 
@@ -537,6 +550,13 @@ local function subs_delete(api_v, req, list_id)
   if not email then return err end
   local s = find_sub(l.id, email)
   if not s then return API[api_v].not_found() end
+  local send = req.query.send_autoresponders
+  if send ~= nil and send ~= "0" and send ~= "1" then
+    local errs = {}
+    add_err(errs, "send_autoresponders", "The send_autoresponders field must be 0 or 1.")
+    return API[api_v].invalid(errs)
+  end
+  if send == "1" then C.count("autoresponders_sent") end
   s.status = "deleted"
   touch(s)
   if api_v == 1 then return API[1].ok(200, "Subscriber deleted") end
@@ -595,14 +615,8 @@ local function subs_import(api_v, req, list_id)
   elseif not is_list(entries) then
     add_err(errs, key, string.format("The %s must be an array.", key))
   end
-  local top_flag = false
-  if api_v == 2 and not isnil(b.update_existing) then
-    if type(b.update_existing) ~= "boolean" then
-      add_err(errs, "update_existing", "The update_existing field must be true or false.")
-    else
-      top_flag = b.update_existing
-    end
-  end
+  -- Both versions read update_existing on each entry (as the official SDKs send it); a
+  -- key beside the list is unknown and ignored, as the API ignores unknown keys.
   if has_errs(errs) then return api.invalid(errs) end
   if #entries > MAX_IMPORT then
     if api_v == 1 then
@@ -611,13 +625,7 @@ local function subs_import(api_v, req, list_id)
     add_err(errs, "subscribers", "The subscribers may not have more than 500 items.")
     return api.invalid(errs)
   end
-  local flag
-  if api_v == 1 then
-    flag = function(e) return e.update_existing == true end
-  else
-    flag = function() return top_flag end
-  end
-  local added, updated, failed = import_entries(l, entries, flag)
+  local added, updated, failed = import_entries(l, entries, function(e) return e.update_existing == true end)
   if api_v == 1 then
     return C.json(200, { success = true, added = added, updated = updated, failed = failed })
   end
@@ -672,7 +680,80 @@ end
 
 local function connection_test(api_v)
   if api_v == 1 then return API[1].ok(200, "Connection OK") end
-  return C.json(200, { data = { ok = true } })
+  return C.json(200, { message = "Connection successful." })
+end
+
+-- ---------------------------------------------------------------- v2: fields, activity
+
+-- A list's custom fields: those it was seeded with, then any other name its subscribers
+-- carry in custom_fields (as text), in name order.
+local function lists_fields(api_v, _, id)
+  local l, nf = list_or_404(api_v, id)
+  if not l then return nf end
+  local seen, out = {}, C.array()
+  for _, f in ipairs(l.fields or {}) do
+    seen[f.name] = true
+    out[#out + 1] = { name = f.name, type = f.type or "text" }
+  end
+  local extra = {}
+  for _, s in ipairs(D.list_subs[l.id]:all()) do
+    for k in pairs(s.custom_fields) do
+      if not seen[k] then seen[k] = true; extra[#extra + 1] = k end
+    end
+  end
+  table.sort(extra)
+  for _, name in ipairs(extra) do out[#out + 1] = { name = name, type = "text" } end
+  for i, f in ipairs(out) do f.id = i end
+  return C.json(200, { data = out })
+end
+
+local function render_message(msg)
+  local clicks = C.array()
+  for i, c in ipairs(msg.clicks or {}) do clicks[i] = { url = c.url, count = c.count or 1 } end
+  return { campaign_name = msg.campaign_name, subject = msg.subject, sender_name = msg.sender_name,
+    sender_email = msg.sender_email, sent_date = C.iso(msg.sent_ts), opens = msg.opens or 0,
+    clicks = clicks, web_version_url = "https://mock.cmfile.net/web/" .. msg.id }
+end
+
+local function subscribed_anywhere(email)
+  for _, l in ipairs(D.lists:all()) do
+    if find_sub(l.id, email) then return true end
+  end
+  return false
+end
+
+-- A subscriber's messages across all lists, newest first, with totals.
+local function activity(api_v, req)
+  local email, err = email_param(api_v, req)
+  if not email then return err end
+  local mine = {}
+  for _, msg in ipairs(D.messages:all()) do
+    if lc(msg.email) == lc(email) then mine[#mine + 1] = msg end
+  end
+  if #mine == 0 and not subscribed_anywhere(email) then return API[api_v].not_found() end
+  table.sort(mine, function(a, b)
+    if a.sent_ts ~= b.sent_ts then return a.sent_ts > b.sent_ts end
+    return a.id > b.id
+  end)
+  local errs = {}
+  local page, size = page_params(req, 1, errs, MAX_PAGESIZE[2])
+  if has_errs(errs) then return API[api_v].invalid(errs) end
+  local summary = { total_messages = #mine, total_opens = 0, total_clicks = 0, total_bounces = 0,
+    total_unsubscribes = 0, first_message_date = null }
+  local first
+  for _, msg in ipairs(mine) do
+    summary.total_opens = summary.total_opens + (msg.opens or 0)
+    for _, c in ipairs(msg.clicks or {}) do summary.total_clicks = summary.total_clicks + (c.count or 1) end
+    if msg.bounced then summary.total_bounces = summary.total_bounces + 1 end
+    if msg.unsubscribed then summary.total_unsubscribes = summary.total_unsubscribes + 1 end
+    if not first or msg.sent_ts < first then first = msg.sent_ts end
+  end
+  if first then summary.first_message_date = C.iso(first) end
+  local data = C.array()
+  for i = (page - 1) * size + 1, math.min(#mine, page * size) do data[#data + 1] = render_message(mine[i]) end
+  return C.json(200, { data = { email = email, summary = summary, messages = {
+    current_page = page, last_page = math.max(1, math.ceil(#mine / size)), per_page = size,
+    total = #mine, data = data } } })
 end
 
 -- ---------------------------------------------------------------- routing
@@ -696,6 +777,8 @@ local ROUTES = {
       DELETE = subs_delete } },
     { "^/lists/(%d+)/subscribers/show$", { GET = subs_show } },
     { "^/lists/(%d+)/subscribers/import$", { POST = subs_import } },
+    { "^/lists/(%d+)/fields$", { GET = lists_fields } },
+    { "^/subscribers/activity$", { GET = activity } },
     { "^/suppressions$", { GET = supps_index, POST = supps_create, DELETE = supps_delete } },
     { "^/connection%-test$", { GET = connection_test } },
   },
@@ -777,11 +860,12 @@ function M.handle(c, req)
   local api = API[api_v]
   local acct, reason = authenticate(api_v, req)
   if not acct then return api.unauthorized(reason) end
-  local q = C.quota("creamailer:" .. acct.name, acct.limit, acct.per)
+  local q = C.quota("creamailer-" .. api.name .. ":" .. acct.name, acct.limit, acct.per)
   if q.exceeded then
     req.rate_limited = true
     return api.rate_limited(q)
   end
+  if acct.access == "read" and req.method ~= "GET" and req.method ~= "HEAD" then return api.forbidden() end
   return route(api_v, req, rest)
 end
 
@@ -812,7 +896,13 @@ function SEEDERS.lists(it)
   local fields = validate_list({ name = it.name or ("List " .. id), language = it.language or "en",
     auto_suppress = it.auto_suppress }, false, errs)
   if has_errs(errs) then error("invalid list: " .. first_err(errs), 0) end
-  return insert_list(fields, it.id)
+  local l = insert_list(fields, it.id)
+  for _, f in ipairs(it.fields or {}) do
+    if type(f) ~= "table" or type(f.name) ~= "string" then error("list fields need a name", 0) end
+    l.fields = l.fields or {}
+    l.fields[#l.fields + 1] = { name = f.name, type = f.type }
+  end
+  return l
 end
 
 function SEEDERS.subscribers(it)
@@ -838,6 +928,17 @@ function SEEDERS.subscribers(it)
   return s
 end
 
+function SEEDERS.messages(it)
+  if not valid_email(it.email) then error("message needs a valid email, got " .. tostring(it.email), 0) end
+  local n = D.messages.next_id
+  local ts = it.sent_date and (C.parse_iso(it.sent_date) or error("bad sent_date " .. it.sent_date, 0))
+    or (seed_base() + n * 3600)
+  return D.messages:insert({ email = it.email, campaign_name = it.campaign_name or ("Campaign " .. n),
+    subject = it.subject or ("Subject " .. n), sender_name = it.sender_name or "Sender",
+    sender_email = it.sender_email or "sender@example.com", sent_ts = ts, opens = it.opens or 0,
+    clicks = it.clicks, bounced = it.bounced == true, unsubscribed = it.unsubscribed == true })
+end
+
 function SEEDERS.suppressions(it)
   local email = it.email or string.format("suppressed%d@example.com", D.supps.next_id)
   if not valid_email(email) then error("invalid email " .. tostring(email), 0) end
@@ -848,7 +949,7 @@ function SEEDERS.suppressions(it)
   return insert_supp(email, reason, ts)
 end
 
-local STORE_OF = { lists = "lists", subscribers = "subs", suppressions = "supps" }
+local STORE_OF = { lists = "lists", subscribers = "subs", suppressions = "supps", messages = "messages" }
 
 function M.seed(c, resource, spec)
   C = c
@@ -899,7 +1000,10 @@ function M.reset(c, config)
     if type(a.token) ~= "string" or type(a.secret) ~= "string" then
       error("account " .. name .. " needs token and secret", 0)
     end
-    local acct = { name = name, token = a.token, secret = a.secret,
+    if a.access ~= nil and a.access ~= "read" and a.access ~= "write" then
+      error("account " .. name .. ": access must be \"read\" or \"write\"", 0)
+    end
+    local acct = { name = name, token = a.token, secret = a.secret, access = a.access or "write",
       limit = tonumber(a.limit) or 100000, per = tonumber(a.per) or 3600 }
     D.accounts[name] = acct
     D.tokens[a.token] = acct
@@ -908,9 +1012,10 @@ function M.reset(c, config)
   D.lists = C.new_store()
   D.subs = C.new_store()
   D.supps = C.new_store()
+  D.messages = C.new_store()
   D.list_subs, D.sub_index, D.supp_index = {}, {}, {}
   if type(config.seed) == "table" then
-    for _, r in ipairs({ "lists", "subscribers", "suppressions" }) do
+    for _, r in ipairs({ "lists", "subscribers", "suppressions", "messages" }) do
       local v = config.seed[r]
       if type(v) == "number" then M.seed(c, r, { count = v })
       elseif type(v) == "table" then M.seed(c, r, { items = v }) end

@@ -135,7 +135,9 @@ end
 local function contact_brief(c)
   return {
     id = c.id, email = c.email, registeredAt = c.registeredAt,
-    locale = isnil(c.locale) and null or c.locale,
+    -- The document's locale is a string from a list, never null: a contact without one
+    -- has no locale key at all.
+    locale = not isnil(c.locale) and c.locale or nil,
     sourceURL = isnil(c.sourceURL) and null or c.sourceURL,
     unsubscribed = c.unsubscribed, bounced = c.bounced, needsConfirmation = c.needsConfirmation,
   }
@@ -228,39 +230,21 @@ end
 
 -- ---------------------------------------------------------------- collections
 
+-- The document declares no error answer but 429 for collection GETs, so parameters
+-- outside their schema are not refused: limit is brought into 10..100, an unreadable
+-- startingAfter or order is ignored. (Clients check these before sending.)
 local function page_params(req)
-  local q, vs = req.query, {}
+  local q = req.query
   local limit, after, order = 10, nil, "desc"
-  if q.limit ~= nil then
-    local n = to_int(q.limit)
-    if not n then
-      vs[#vs + 1] = viol("limit", "This value should be of type int.", C.codes.type)
-    elseif n < 10 or n > 100 then
-      vs[#vs + 1] = viol("limit", "This value should be between 10 and 100.", C.codes.range)
-    else
-      limit = n
-    end
-  end
-  if q.startingAfter ~= nil and q.startingAfter ~= "" then
-    after = to_int(q.startingAfter)
-    if not after then
-      vs[#vs + 1] = viol("startingAfter", "This value should be of type int.", C.codes.type)
-    end
-  end
-  if q.order ~= nil then
-    if q.order == "asc" or q.order == "desc" then
-      order = q.order
-    else
-      vs[#vs + 1] = viol("order", "The value you selected is not a valid choice.", C.codes.choice)
-    end
-  end
-  return { limit = limit, after = after, order = order }, vs
+  local n = to_int(q.limit)
+  if n then limit = math.max(10, math.min(100, n)) end
+  if q.startingAfter ~= nil and q.startingAfter ~= "" then after = to_int(q.startingAfter) end
+  if q.order == "asc" or q.order == "desc" then order = q.order end
+  return { limit = limit, after = after, order = order }
 end
 
-local function collection(req, store, render, pred, extra_vs)
-  local p, vs = page_params(req)
-  if extra_vs then for _, v in ipairs(extra_vs) do vs[#vs + 1] = v end end
-  if #vs > 0 then return C.violations(vs) end
+local function collection(req, store, render, pred)
+  local p = page_params(req)
   local recs, has_more = store:cursor(p.order, p.after, p.limit, pred)
   local items = arr()
   for i, r in ipairs(recs) do items[i] = render(r) end
@@ -675,6 +659,10 @@ local function patch_webhook(req, id)
     return type_error("active", "bool", b.active)
   end
   local vs = {}
+  -- The document's UpdateWebhookInput requires name and secret, even in a merge-patch.
+  for _, k in ipairs({ "name", "secret" }) do
+    if b[k] == nil then vs[#vs + 1] = viol(k, "This value should not be null.", C.codes.not_null) end
+  end
   if b.name ~= nil then
     if b.name == null or b.name == "" then vs[#vs + 1] = blank("name")
     elseif #b.name > 255 then
@@ -790,11 +778,12 @@ local function create_membership(req, community_id)
   if not D.contacts:get(cid) then
     return C.violations({ viol("contactId", "Contact not found.", C.codes.choice) })
   end
+  -- The document's 202 carries content (application/json): the membership, new or not.
   for _, m in ipairs(D.memberships:all()) do
-    if m.community == cm.id and m.contact == cid then return C.empty(202) end
+    if m.community == cm.id and m.contact == cid then return C.json(202, render_membership(m)) end
   end
-  D.memberships:insert({ community = cm.id, contact = cid, createdAt = C.iso(C.now()) })
-  return C.empty(202)
+  local m = D.memberships:insert({ community = cm.id, contact = cid, createdAt = C.iso(C.now()) })
+  return C.json(202, render_membership(m))
 end
 
 local function list_memberships(req)
@@ -812,22 +801,12 @@ end
 
 -- ---------------------------------------------------------------- payment
 
+-- `contact` is required; without a readable one no subscription matches (the document
+-- declares no error answer for this GET).
 local function list_subscriptions(req)
-  local raw = req.query.contact
-  local extra = {}
-  local contact
-  if raw == nil or raw == "" then
-    extra[1] = blank("contact")
-  else
-    contact = to_int(raw)
-    if not contact then
-      extra[1] = viol("contact", "This value should be of type int.", C.codes.type)
-    elseif contact < 1 then
-      extra[1] = viol("contact", "This value should be greater than or equal to 1.", C.codes.range)
-    end
-  end
+  local contact = to_int(req.query.contact)
   return collection(req, D.subscriptions, render_subscription,
-    function(s) return s.contact == contact end, extra)
+    function(s) return contact ~= nil and s.contact == contact end)
 end
 
 local function cancel_subscription(req, id)

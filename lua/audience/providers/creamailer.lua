@@ -4,6 +4,7 @@
 local resource = require "audience.resource"
 local options = require "audience.options"
 local json = require "audience.json"
+local calls = require "audience.providers.creamailer_calls"
 
 local MAX_BATCH = 500
 
@@ -85,20 +86,46 @@ local function import(self, list_id, entries, opts)
   return report, failure
 end
 
+-- Both official SDKs put the flag on every entry, never beside the list: a server that
+-- ignores unknown keys would otherwise update nothing.
 local function v1_import_body(batch, update_existing)
-  -- The official v1 SDK puts the flag on every entry.
   for _, e in ipairs(batch) do e.update_existing = update_existing end
   return { Subscribers = json.array(batch) }
 end
 
 local function v2_import_body(batch, update_existing)
-  return { subscribers = json.array(batch), update_existing = update_existing }
+  for _, e in ipairs(batch) do e.update_existing = update_existing end
+  return { subscribers = json.array(batch) }
+end
+
+-- v1 answers a create with the id as a string ("id": "1234") while get gives an
+-- integer: one type for both.
+local function integer_id(item)
+  if type(item) == "table" and type(item.id) == "string" and item.id:find("^%d+$") and #item.id < 16 then
+    item.id = tonumber(item.id)
+  end
+  return item
+end
+
+-- The subscriber filters both versions document.
+local SUBSCRIBER_FILTERS = {
+  status = { enum = { "active", "unsubscribed", "bounced", "spamreport", "deleted", "all" } },
+  date = { pattern = "^%d%d%d%d%-%d%d%-%d%d$", expected = "a date YYYY-MM-DD" },
+}
+
+-- What both versions accept as pagesize: the official v1 SDK asks for 50,000 rows by
+-- default, v2 documents at most 1,000.
+local function page_rules(first, max)
+  return { page = { integer = true, min = first }, pagesize = { integer = true, min = 1, max = max } }
 end
 
 local V1 = {
   base_url = "https://api.cmfile.net/v1/api",
+  client_methods = { ping = calls.ping_at("/connection_test.json") },
   quota_refusal = { status = 400, header = "retry-after" },
-  paging = { style = "page", page = "page", size = "pagesize", first = 0, default = 100, max = 1000 },
+  -- `each` asks for 1,000 rows a page (constant memory); a caller may ask for up to 50,000.
+  paging = { style = "page", page = "page", size = "pagesize", first = 0, default = 100, max = 1000,
+             rules = page_rules(0, 50000) },
   -- {"success": false} in a 200 is still a refusal.
   body_error = function(body)
     if type(body) == "table" and body.success == false then return "validation" end
@@ -106,11 +133,12 @@ local V1 = {
   resources = {
     lists = {
       path = "/lists.json", item = "/lists/{id}.json",
-      list = { paginated = false }, get = true, create = true, delete = true,
+      list = { paginated = false }, get = true, create = { result = integer_id }, delete = true,
       update = { method = "PUT", returns_true = true },
+      methods = { fields = calls.v2_only("lists:fields") },
     },
     subscribers = {
-      scope = { "list_id" }, path = "/lists/subscribers/{list_id}.json", list = true,
+      scope = { "list_id" }, path = "/lists/subscribers/{list_id}.json", list = { rules = SUBSCRIBER_FILTERS },
       actions = {
         add = { method = "POST", path = "/subscribers/{list_id}.json", args = { { "body", "table" } },
                 body = "body", returns_true = true },
@@ -118,11 +146,11 @@ local V1 = {
                 query = { email = "email" } },
         update = { method = "PUT", path = "/subscribers/{list_id}.json", args = { { "body", "table" } },
                    body = "body", returns_true = true },
-        delete = { method = "DELETE", path = "/subscribers/{list_id}.json", args = { { "email", "string" } },
-                   query = { email = "email" }, returns_true = true },
       },
       import = { path = "/subscribers/import/{list_id}.json", body = v1_import_body },
-      methods = { import = import },
+      methods = { import = import, delete = calls.delete_at("/subscribers/{list_id}.json"),
+                  activity = calls.v2_only("subscribers:activity"),
+                  each_activity = calls.v2_only("subscribers:each_activity") },
     },
     suppressions = {
       path = "/suppressions.json", list = true,
@@ -139,16 +167,21 @@ local V1 = {
 
 local V2 = {
   base_url = "https://api.cmfile.net/v2/api",
+  client_methods = { ping = calls.ping_at("/connection-test") },
   unwrap = "data",
   paging = { style = "page", page = "page", size = "pagesize", first = 1, default = 100, max = 1000,
-             items = "data", meta = "meta", current = "current_page", last = "last_page", total = "total" },
+             items = "data", meta = "meta", current = "current_page", last = "last_page", total = "total",
+             rules = page_rules(1, 1000) },
+  -- 100 requests an hour for each key, counted apart from v1's.
+  quota_scope = "creamailer-v2",
   resources = {
     lists = {
       path = "/lists", list = { paginated = false, paging = { items = "data" } },
       get = true, create = true, delete = true, update = { method = "PUT" },
+      methods = { fields = calls.fields },
     },
     subscribers = {
-      scope = { "list_id" }, path = "/lists/{list_id}/subscribers", list = true,
+      scope = { "list_id" }, path = "/lists/{list_id}/subscribers", list = { rules = SUBSCRIBER_FILTERS },
       actions = {
         add = { method = "POST", path = "/lists/{list_id}/subscribers", args = { { "body", "table" } },
                 body = "body", returns_true = true },
@@ -156,11 +189,10 @@ local V2 = {
                 query = { email = "email" } },
         update = { method = "PUT", path = "/lists/{list_id}/subscribers", args = { { "body", "table" } },
                    body = "body" },
-        delete = { method = "DELETE", path = "/lists/{list_id}/subscribers", args = { { "email", "string" } },
-                   query = { email = "email" }, returns_true = true },
       },
       import = { path = "/lists/{list_id}/subscribers/import", body = v2_import_body },
-      methods = { import = import },
+      methods = { import = import, delete = calls.delete_at("/lists/{list_id}/subscribers"),
+                  activity = calls.activity, each_activity = calls.each_activity },
     },
     suppressions = {
       path = "/suppressions", list = true,
@@ -181,7 +213,7 @@ local provider = {
   required = { { "access_token" }, { "shared_secret" } },
   auth = { scheme = "creamailer", token = "access_token", secret = "shared_secret" },
   errors = "creamailer",
-  -- 100 requests per hour per account, spent no faster than the API allows.
+  -- 100 requests per hour (v2: per key), spent no faster than the API allows.
   default_budget = { limit = 100, per = 3600 },
   query_arrays = "comma",
 }

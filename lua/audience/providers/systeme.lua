@@ -16,6 +16,11 @@ return {
   paging = {
     style = "cursor", cursor = "startingAfter", size = "limit", min = 10, max = 100,
     items = "items", more = "hasMore", id = "id",
+    -- The document's bounds: the API answers 422 to anything else, after counting it.
+    rules = {
+      limit = { integer = true, min = 10, max = 100 }, startingAfter = { integer = true },
+      order = { enum = { "asc", "desc" } },
+    },
   },
   -- Filters such as tags=1,2,3 are OpenAPI form/explode=false: one comma-joined value.
   query_arrays = "comma",
@@ -28,6 +33,7 @@ return {
         add_tag = {
           method = "POST", path = "/contacts/{contact_id}/tags",
           args = { { "contact_id", "id" }, { "tag_id", "id" } }, body = { tagId = "tag_id" },
+          returns_true = true,
         },
         remove_tag = {
           method = "DELETE", path = "/contacts/{contact_id}/tags/{tag_id}",
@@ -46,7 +52,8 @@ return {
     },
     webhooks = {
       path = "/webhooks", list = { paginated = false }, get = true, create = true, delete = true,
-      update = { method = "PATCH", merge_patch = true },
+      -- UpdateWebhookInput requires both, even in a merge-patch.
+      update = { method = "PATCH", merge_patch = true, required = { "name", "secret" } },
     },
     courses = {
       path = "/school/courses", list = true,
@@ -64,16 +71,23 @@ return {
         add_member = {
           method = "POST", path = "/community/communities/{community_id}/memberships",
           args = { { "community_id", "id" }, { "contact_id", "id" } }, body = { contactId = "contact_id" },
+          -- 202 Accepted: whatever body comes with it says nothing about the membership.
+          returns_true = true,
         },
       },
     },
-    memberships = { path = "/community/memberships", list = true, delete = true },
+    memberships = {
+      path = "/community/memberships", delete = true,
+      list = { rules = { community = { integer = true }, contact = { integer = true } } },
+    },
     subscriptions = {
-      path = "/payment/subscriptions", list = true,
+      path = "/payment/subscriptions",
+      list = { rules = { contact = { integer = true, min = 1, required = true } } },
       actions = {
         cancel = {
           method = "POST", path = "/payment/subscriptions/{id}/cancel",
           args = { { "id", "id" }, { "cancel", "string" } }, body = { cancel = "cancel" },
+          returns_true = true,
         },
       },
     },
