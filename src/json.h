@@ -15,9 +15,12 @@
  *   refused: NaN, Infinity, hexadecimal, leading zeros ("01"), a leading
  *   '+', "1." and ".5". A magnitude beyond the double range gives an
  *   infinity, as strtod (and cjson) do.
- * - Strings: bytes other than '"' and '\\' are taken as they are,
+ * - Strings: bytes other than '"', '\\' and NUL are taken as they are,
  *   invalid UTF-8 and raw control characters included, exactly as cjson
- *   takes them: the bytes of the text are the bytes of the value.
+ *   takes them: the bytes of the text are the bytes of the value. A raw
+ *   NUL byte is an error (cjson, which scans up to a NUL, refuses it too;
+ *   outside strings cjson would silently ignore what follows a NUL, this
+ *   parser refuses it as text after the value).
  *   Escapes are the eight of RFC 8259 and \uXXXX, written as UTF-8; a
  *   surrogate pair is one code point, and a lone or reversed surrogate is
  *   an error, as in cjson. "\u0000" gives a NUL byte.
