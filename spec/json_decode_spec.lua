@@ -101,6 +101,20 @@ describe("json.decode", function()
     for i = 1, 1000 do assert.equal(i, o["k" .. i][1]) end
   end)
 
+  it("reads the keys of long texts right, however they repeat or collide", function()
+    -- Past 4 KB the decoder keeps recent keys on its stack; keys that share a slot,
+    -- escaped keys and empty keys must still come out as written.
+    local records, want = {}, {}
+    for i = 1, 300 do
+      local a, b = "k" .. (i % 37), "key_" .. (i % 11) .. "_x"
+      records[i] = ('{"%s":%d,"%s":"v%d","\\u0069d":%d,"":%d,"%s":%d}'):format(a, i, b, i, i, -i, a, i + 1)
+      want[i] = { [a] = i + 1, [b] = "v" .. i, id = i, [""] = -i }
+    end
+    local text = "[" .. table.concat(records, ",") .. "]"
+    assert.is_true(#text > 4096)
+    assert.same(want, decode(text))
+  end)
+
   it("accepts 200 levels of nesting and refuses 201", function()
     assert.is_table(decode(("["):rep(200) .. ("]"):rep(200)))
     refused(("["):rep(201) .. ("]"):rep(201), 201, "nesting deeper than the limit")

@@ -16,6 +16,13 @@
 #include "number.h"
 
 #define CHUNK 64
+/* Key cache: on a long text (a page of records) the same few keys come
+ * back in every object, and pushing one from a stack slot is much cheaper
+ * than interning its bytes again. Short texts skip it: setting the slots
+ * up would cost more than it saves. */
+#define KEY_SLOTS 128
+#define KEY_MAX_LEN 40
+#define KEY_CACHE_FROM 4096
 #define DEFAULT_MAX_DEPTH 200
 #define DEFAULT_MAX_BYTES ((lua_Integer)1 << 30)
 #define MIN_SCRATCH 256
@@ -32,12 +39,19 @@ struct frame {
     lua_Integer stored; /* array items already moved into the table */
 };
 
+struct cached_key {
+    const char *bytes; /* of the string in its stack slot; NULL: empty */
+    size_t len;
+};
+
 struct builder {
     lua_State *L;
     int depth;
     int mark_arrays;
     char *scratch;
     size_t scratch_cap;
+    int key_base; /* first cache slot, or 0 when the cache is off */
+    struct cached_key keys[KEY_SLOTS];
     struct frame frames[AUD_JSON_DEPTH_CAP + 1];
 };
 
@@ -151,9 +165,31 @@ static void push_string(struct builder *b, const char *raw, size_t len, int esca
     lua_pushlstring(b->L, b->scratch, aud_json_unescape(raw, len, b->scratch));
 }
 
+static unsigned key_slot(const char *raw, size_t len)
+{
+    unsigned h = (unsigned)len * 31u + (unsigned char)raw[0] * 7u +
+                 (unsigned char)raw[len - 1] * 13u + (unsigned char)raw[len / 2];
+    return h % KEY_SLOTS;
+}
+
 static const char *on_key(void *ud, const char *raw, size_t len, int escaped)
 {
-    push_string(ud, raw, len, escaped);
+    struct builder *b = ud;
+    if (b->key_base == 0 || escaped || len == 0 || len > KEY_MAX_LEN) {
+        push_string(b, raw, len, escaped);
+        return NULL;
+    }
+    unsigned i = key_slot(raw, len);
+    struct cached_key *k = &b->keys[i];
+    if (k->bytes != NULL && k->len == len && memcmp(k->bytes, raw, len) == 0) {
+        lua_pushvalue(b->L, b->key_base + (int)i);
+        return NULL;
+    }
+    lua_pushlstring(b->L, raw, len);
+    lua_pushvalue(b->L, -1);
+    lua_replace(b->L, b->key_base + (int)i);
+    k->bytes = lua_tostring(b->L, -1); /* anchored by the slot */
+    k->len = len;
     return NULL;
 }
 
@@ -217,6 +253,13 @@ static int l_decode(lua_State *L)
     b.mark_arrays = lua_istable(L, SLOT_MARKS);
     b.scratch = NULL;
     b.scratch_cap = 0;
+    b.key_base = 0;
+    if (len >= KEY_CACHE_FROM) {
+        luaL_checkstack(L, KEY_SLOTS, "json decode");
+        b.key_base = SLOT_FIRST_VALUE;
+        lua_settop(L, SLOT_FIRST_VALUE + KEY_SLOTS - 1);
+        memset(b.keys, 0, sizeof b.keys);
+    }
     struct aud_json_limits lim;
     lim.max_depth = (size_t)lua_tointeger(L, lua_upvalueindex(UP_MAX_DEPTH));
     lim.max_bytes = (size_t)lua_tointeger(L, lua_upvalueindex(UP_MAX_BYTES));
