@@ -28,6 +28,7 @@ local MAX_5XX_WAIT = 300
 -- one table, never modified, so that a client can work its auth lines out once.
 local ACCEPT = "Accept: application/json"
 local ACCEPT_ONLY = { ACCEPT }
+local NO_SPEC = {}  -- read only: what a call without options gets
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -319,7 +320,7 @@ end
 --- headers, timeout, idempotency_key, auth (false: send no credentials), secrets (values
 --- of this call to keep out of errors and hooks).
 function Client:_call(method, path, spec)
-  spec = spec or {}
+  spec = spec or NO_SPEC
   local provider = self._provider
   local extra = spec.secrets
   local url = self:_url(path, spec.query)
