@@ -464,7 +464,9 @@ local OPS = { get = get, create = create, update = update, delete = delete }
 
 local function build(client, name, def)
   local r = setmetatable({ _client = client, _def = def, _name = name, _fnames = {} }, Resource)
-  if not def.scope then r._id_prefix, r._id_suffix = id_only(def.item or (def.path .. "/{id}")) end
+  if not def.scope and (def.get or def.delete) and (def.item or def.path) then
+    r._id_prefix, r._id_suffix = id_only(def.item or (def.path .. "/{id}"))
+  end
   if def.list then
     r.list, r.each, r.pages = list, each, pages
   end
