@@ -17,18 +17,14 @@ Client.__index = Client
 local REDACTED = "[REDACTED]"
 -- Locals for what every call uses (a global is a table lookup each time).
 local find, type, pairs, ipairs = string.find, type, pairs, ipairs
-local headers_clean = core.headers_clean
 
 -- Methods whose repetition cannot do anything twice; everything else is retried only
 -- when the request provably never reached the server.
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
 local MAX_5XX_WAIT = 300
--- The header lines of a call without a body, an idempotency key or headers of its own:
--- one table, never modified, so that a client can work its auth lines out once.
-local ACCEPT = "Accept: application/json"
-local ACCEPT_ONLY = { ACCEPT }
-local NO_SPEC = {}  -- read only: what a call without options gets
+-- Read only: the lines of calls with no body, key or headers of their own; a bare call's spec.
+local ACCEPT_ONLY, NO_SPEC = { "Accept: application/json" }, {}
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -159,8 +155,7 @@ end
 -- otherwise, which costs nothing on the hot path.
 function Client:_scrub_headers(headers, extra)
   local forms, out = secret_forms(self), nil
-  -- The usual case, checked in C: nothing to replace.
-  if not extra and headers_clean(headers, forms) then return headers end
+  if not extra and core.headers_clean(headers, forms) then return headers end -- the usual case
   for name, value in pairs(headers) do
     local clean, tv = value, type(value)
     if tv == "table" then
@@ -215,9 +210,7 @@ function Client:_observe(headers)
   local names = self._provider.rate_headers
   if not names then return end
   local limit, remaining, reset_at
-  -- Most answers carry none of them: three lookups say so without reading the clock.
-  if headers and ((names.limit and headers[names.limit]) or (names.remaining and headers[names.remaining])
-      or (names.reset and headers[names.reset])) then
+  if headers and (headers[names.limit or ""] or headers[names.remaining or ""] or headers[names.reset or ""]) then
     limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
   end
   if limit or remaining or reset_at then
@@ -334,16 +327,13 @@ function Client:_call(method, path, spec)
 
   local idempotency_key = spec.idempotency_key
   local idempotent_post = provider.idempotency_header and method == "POST"
-  local base = ACCEPT_ONLY
-  if content_type or idempotent_post or spec.headers then
-    base = { ACCEPT }
-    if content_type then base[#base + 1] = "Content-Type: " .. content_type end
-    if idempotent_post then
-      idempotency_key = idempotency_key or core.random_hex(16)
-      base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
-    end
-    if spec.headers then add_user_headers(base, spec.headers) end
+  local base = (content_type or idempotent_post or spec.headers) and { ACCEPT_ONLY[1] } or ACCEPT_ONLY
+  if content_type then base[#base + 1] = "Content-Type: " .. content_type end
+  if idempotent_post then
+    idempotency_key = idempotency_key or core.random_hex(16)
+    base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
   end
+  if spec.headers then add_user_headers(base, spec.headers) end
 
   local state = {
     repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
@@ -358,10 +348,8 @@ function Client:_call(method, path, spec)
     local ok, quota_err = self:_wait_for_quota(method, path, url, extra)
     if not ok then return nil, quota_err end
 
-    local lines = base
-    if spec.auth ~= false then
-      lines = (base == ACCEPT_ONLY and self._auth_fixed) or self._auth(self, method, url, body, base)
-    end
+    local lines = spec.auth == false and base or (base == ACCEPT_ONLY and self._auth_fixed)
+      or self._auth(self, method, url, body, base)
     local info
     if hooked then
       info = {
@@ -373,8 +361,7 @@ function Client:_call(method, path, spec)
       self:_hook("on_request", info)
     end
 
-    -- Only the hooks are told how long the attempt took.
-    local started = hooked and core.monotonic()
+    local started = hooked and core.monotonic() -- only the hooks are told how long it took
     local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
     local elapsed = hooked and core.monotonic() - started
 
@@ -479,8 +466,7 @@ function M.new(provider, opts)
 
   local a = auth.prepare(provider, o)
   self._auth, self._secrets, self._secret_headers = a.lines, a.secrets, a.secret_headers
-  -- Never modified once made, like ACCEPT_ONLY (perform and the hooks only read it).
-  self._auth_fixed = a.fixed and a.lines(self, nil, nil, nil, ACCEPT_ONLY) or nil
+  self._auth_fixed = a.fixed and a.lines(self, nil, nil, nil, ACCEPT_ONLY) or nil -- read only
 
   self._transport_settings = {
     timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,
