@@ -149,11 +149,11 @@ $(BUILD)/tests:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build/fuzz
-FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify
+FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
                $(FUZZ_SAN) $(CURL_CFLAGS) -Isrc
-FUZZ_CORE    := buf headers url retry number encoding sign crypto ratelimit
+FUZZ_CORE    := buf headers url retry number encoding sign crypto ratelimit json
 FUZZ_OBJECTS := $(patsubst %,$(FUZZ_BUILD)/core/%.o,$(FUZZ_CORE))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
 

@@ -7,6 +7,8 @@
 --   audience  post     BASE N             N × sys.tags:create{ name = ... }, one after the other
 --   audience  parallel BASE N C           the same N creates through sys:parallel, concurrency C
 --   core      get      URL N              N × core.http():perform + cjson.decode (no pipeline)
+--   core      json     URL N              N × core.http():perform + audience's json.decode
+--   core      transfer URL N              N × core.http():perform alone
 --   luasocket get      URL N [CA_FILE]    N × socket.http (ssl.https with CA_FILE) + cjson.decode
 --   luasocket page     BASE               the same cursor walk as `page`, decoded with cjson
 --
@@ -82,18 +84,27 @@ end
 
 -- ------------------------------------------------------------------ the core alone
 
+-- The stages of a GET below the pipeline: the transfer alone ("transfer"), then with
+-- audience's decoder ("json") or with cjson ("get").
 local function run_core()
   local core = require "audience.core"
-  local cjson = require "cjson"
+  local decode
+  if workload == "get" then
+    decode = require("cjson").decode
+  elseif workload == "json" then
+    decode = require("audience.json").decode
+  elseif workload ~= "transfer" then
+    usage()
+  end
   local url, n = arg[3], tonumber(arg[4])
-  if workload ~= "get" or not url or not n then usage() end
+  if not url or not n then usage() end
   local h = core.http{}
   local lines = { "X-API-Key: " .. API_KEY, "Accept: application/json" }
   local started = core.monotonic()
   for _ = 1, n do
     local status, body = h:perform("GET", url, lines)
     if status ~= 200 then error("core: " .. tostring(status) .. " " .. tostring(body)) end
-    cjson.decode(body)
+    if decode then decode(body) end
   end
   report(core.monotonic() - started, n)
   h:close()

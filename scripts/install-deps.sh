@@ -11,7 +11,7 @@ PACKAGES=(
   nginx libnginx-mod-http-lua
   lua-argparse lua-busted lua-socket lua-sec lua-check luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
-  nodejs
+  nodejs locales
 )
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,14 +25,29 @@ done
 # Debian ships npm apart from nodejs; some nodejs builds bring their own npm instead,
 # and Debian's npm package would conflict with those.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# spec/json_locale_spec.lua runs the JSON code under a locale whose decimal point is a
+# comma; it fails rather than skip when that locale is missing, so make sure it exists.
+ensure_comma_locale() {
+  if locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then return 0; fi
+  echo "install-deps: generating the de_DE.UTF-8 locale"
+  if grep -q '^# *de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    $SUDO sed -i 's/^# *de_DE\.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' /etc/locale.gen
+  elif ! grep -q '^de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    echo 'de_DE.UTF-8 UTF-8' | $SUDO tee -a /etc/locale.gen >/dev/null
+  fi
+  $SUDO locale-gen >/dev/null
+  locale -a | grep -qix 'de_DE\.utf-\?8' || { echo "install-deps: de_DE.UTF-8 is still missing"; exit 1; }
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
+  ensure_comma_locale
   install_prism
   exit 0
 fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 echo "install-deps: installing ${missing[*]}"
 # Package scripts must not start a system-wide nginx on port 80: tests start their own.
@@ -49,4 +64,5 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+ensure_comma_locale
 install_prism

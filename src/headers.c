@@ -169,3 +169,19 @@ int aud_headers_parse(struct aud_headers *h, const char *data, size_t len)
     }
     return 0;
 }
+
+int aud_headers_value_contains(const char *s, size_t n, const char *needle, size_t m)
+{
+    if (m == 0)
+        return 1;
+    while (n >= m) {
+        const char *p = memchr(s, needle[0], n - m + 1);
+        if (p == NULL)
+            return 0;
+        if (memcmp(p, needle, m) == 0)
+            return 1;
+        n -= (size_t)(p - s) + 1;
+        s = p + 1;
+    }
+    return 0;
+}

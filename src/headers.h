@@ -42,4 +42,8 @@ int aud_headers_parse(struct aud_headers *h, const char *data, size_t len);
 const struct aud_header *aud_headers_get(const struct aud_headers *h,
                                          const char *name, size_t len);
 
+/* Whether needle (m bytes) occurs in s (n bytes); an empty needle occurs
+ * everywhere. For the check that a response header holds no secret. */
+int aud_headers_value_contains(const char *s, size_t n, const char *needle, size_t m);
+
 #endif

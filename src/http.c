@@ -21,6 +21,9 @@ struct aud_http {
     CURL *curl;
     struct aud_http_config cfg; /* owns its strings */
     struct aud_http_xfer x;
+    /* Every handle-wide option is set, and the last request's options
+     * were all set too: the next one only changes what a request owns. */
+    int configured;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -246,16 +249,11 @@ static int method_is(const char *m, const char *want)
         }                                                                    \
     } while (0)
 
-/* Everything curl_easy_reset wiped: the handle-wide settings first, then
- * this request's. */
-static int apply_options(CURL *curl, const struct aud_http_config *c,
-                         struct aud_http_xfer *h,
-                         const struct aud_http_request *req,
-                         struct curl_slist *headers,
-                         struct aud_http_response *res)
+/* What is the same for every request of a handle (all of it wiped by
+ * curl_easy_reset). */
+static int handle_options(CURL *curl, const struct aud_http_config *c,
+                          struct aud_http_xfer *h, struct aud_http_response *res)
 {
-    double timeout = req->timeout > 0 ? req->timeout : c->timeout;
-
     SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM-based DNS timeouts */
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
@@ -281,10 +279,29 @@ static int apply_options(CURL *curl, const struct aud_http_config *c,
     SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 #endif
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_TIMEOUT_MS, to_ms(timeout));
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(c->connect_timeout));
+    return 0;
+}
 
+/* What one request owns. `after_reset`: the handle comes straight from
+ * curl_easy_reset; otherwise the previous request's method and body are
+ * put back to what a reset leaves first, so nothing of them carries over
+ * (a HEAD's NOBODY, a POST's body under a later DELETE). */
+static int request_options(CURL *curl, const struct aud_http_config *c,
+                           const struct aud_http_request *req,
+                           struct curl_slist *headers, int after_reset,
+                           struct aud_http_response *res)
+{
+    double timeout = req->timeout > 0 ? req->timeout : c->timeout;
+    SETOPT(CURLOPT_TIMEOUT_MS, to_ms(timeout));
     SETOPT(CURLOPT_URL, req->url);
+    if (!after_reset) {
+        SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        /* Last: it also clears NOBODY and puts the method back to GET. */
+        SETOPT(CURLOPT_HTTPGET, 1L);
+    }
     if (method_is(req->method, "HEAD")) {
         SETOPT(CURLOPT_NOBODY, 1L);
     } else if (method_is(req->method, "GET") && req->body_len == 0) {
@@ -420,9 +437,13 @@ static enum aud_http_outcome fail(struct aud_http_response *res,
     return o;
 }
 
-int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
-                     struct aud_http_xfer *x, const struct aud_http_request *req,
-                     struct curl_slist **headers, struct aud_http_response *res)
+/* `keep`: the handle holds every handle-wide option already (set by an
+ * earlier prepare on it that fully succeeded), so the reset and those
+ * options are skipped. */
+static int prepare(CURL *curl, const struct aud_http_config *cfg,
+                   struct aud_http_xfer *x, const struct aud_http_request *req,
+                   struct curl_slist **headers, struct aud_http_response *res,
+                   int keep)
 {
     memset(res, 0, sizeof *res);
     res->headers = &x->headers;
@@ -438,7 +459,8 @@ int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
     /* Resetting (rather than making a new handle) keeps live connections
      * and the DNS and TLS session caches, while no option of the previous
      * request (method, body, headers) can leak into this one. */
-    curl_easy_reset(curl);
+    if (!keep)
+        curl_easy_reset(curl);
 
     struct curl_slist *list = build_headers(req);
     if (list == NULL) {
@@ -446,13 +468,21 @@ int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
         fail(res, AUD_HTTP_NETWORK, 0);
         return -1;
     }
-    if (apply_options(curl, cfg, x, req, list, res) != 0) {
+    if ((!keep && handle_options(curl, cfg, x, res) != 0) ||
+        request_options(curl, cfg, req, list, !keep, res) != 0) {
         curl_slist_free_all(list);
         fail(res, AUD_HTTP_NETWORK, 0);
         return -1;
     }
     *headers = list;
     return 0;
+}
+
+int aud_http_prepare(CURL *curl, const struct aud_http_config *cfg,
+                     struct aud_http_xfer *x, const struct aud_http_request *req,
+                     struct curl_slist **headers, struct aud_http_response *res)
+{
+    return prepare(curl, cfg, x, req, headers, res, 0);
 }
 
 enum aud_http_outcome aud_http_finish(CURL *curl, struct aud_http_xfer *h,
@@ -524,8 +554,12 @@ enum aud_http_outcome aud_http_perform(struct aud_http *h,
                                        struct aud_http_response *res)
 {
     struct curl_slist *headers;
-    if (aud_http_prepare(h->curl, &h->cfg, &h->x, req, &headers, res) != 0)
+    int keep = h->configured;
+    /* Until this prepare succeeds the handle's options are in doubt. */
+    h->configured = 0;
+    if (prepare(h->curl, &h->cfg, &h->x, req, &headers, res, keep) != 0)
         return res->outcome;
+    h->configured = 1;
     CURLcode rc = curl_easy_perform(h->curl);
     return aud_http_finish(h->curl, &h->x, rc, headers, res);
 }

@@ -62,5 +62,7 @@ void aud_l_open_query(lua_State *L);
 void aud_l_open_sign(lua_State *L);
 /* core.limiter_step: the limiter over a caller-held state string. */
 void aud_l_open_rlstate(lua_State *L);
+/* core.json_decoder and core.json_number. */
+void aud_l_open_json(lua_State *L);
 
 #endif

@@ -158,8 +158,11 @@ static struct aud_http *check_http(lua_State *L)
     return u->h;
 }
 
-/* Collects headers[i] as C strings; the table on the stack anchors them. */
-static const char **check_header_lines(lua_State *L, int arg, size_t *count)
+/* Collects headers[i] as C strings; the table on the stack anchors them.
+ * Up to AUD_HTTP_INLINE_LINES fit in `room` (the caller's stack), more go
+ * to a userdata. */
+static const char **check_header_lines(lua_State *L, int arg, size_t *count,
+                                       const char **room)
 {
     *count = 0;
     if (lua_isnoneornil(L, arg))
@@ -170,7 +173,11 @@ static const char **check_header_lines(lua_State *L, int arg, size_t *count)
     size_t n = lua_rawlen(L, arg);
     if (n > SIZE_MAX / sizeof(char *))
         luaL_argerror(L, arg, "too many headers");
-    const char **lines = aud_newuserdata(L, (n ? n : 1) * sizeof *lines);
+    const char **lines = room;
+    if (n <= AUD_HTTP_INLINE_LINES)
+        lua_pushnil(L); /* the same stack shape either way */
+    else
+        lines = aud_newuserdata(L, n * sizeof *lines);
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, arg, (int)i);
         if (lua_type(L, -1) != LUA_TSTRING)
@@ -211,7 +218,8 @@ static const char *check_lstring(lua_State *L, int arg, const char *name,
     return lua_tolstring(L, arg, len);
 }
 
-void aud_l_http_request(lua_State *L, int arg, struct aud_http_request *req)
+void aud_l_http_request(lua_State *L, int arg, struct aud_http_request *req,
+                        const char **room)
 {
     size_t len;
     req->method = check_lstring(L, arg, "method", &len);
@@ -240,14 +248,15 @@ void aud_l_http_request(lua_State *L, int arg, struct aud_http_request *req)
             luaL_argerror(L, arg + 4, "timeout must be a positive number");
     }
     lua_settop(L, arg + 4);
-    req->headers = check_header_lines(L, arg + 2, &req->nheaders);
+    req->headers = check_header_lines(L, arg + 2, &req->nheaders, room);
 }
 
 static int l_http_perform(lua_State *L)
 {
     struct aud_http *h = check_http(L);
     struct aud_http_request req;
-    aud_l_http_request(L, 2, &req);
+    const char *room[AUD_HTTP_INLINE_LINES];
+    aud_l_http_request(L, 2, &req, room);
 
     struct aud_http_response res;
     if (aud_http_perform(h, &req, &res) != AUD_HTTP_OK) {
@@ -267,6 +276,41 @@ static int l_http_perform(lua_State *L)
     lua_setfield(L, -2, "sent");
     aud_http_clear(h);
     return 4;
+}
+
+/* core.headers_clean(headers, forms) -> true when every value of the
+ * response header table is a string holding none of the strings of forms
+ * (the client's secrets): the client then hands the table on as it is,
+ * and scrubs a copy otherwise. */
+static int l_headers_clean(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t nforms = lua_rawlen(L, 2);
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        size_t n;
+        const char *v = lua_tolstring(L, -1, &n);
+        for (size_t i = 1; i <= nforms; i++) {
+            lua_rawgeti(L, 2, (int)i);
+            size_t m;
+            const char *form = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &m) : NULL;
+            int found = form == NULL || aud_headers_value_contains(v, n, form, m);
+            lua_pop(L, 1);
+            if (found) {
+                lua_pushboolean(L, 0);
+                return 1;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int l_http_close(lua_State *L)
@@ -317,6 +361,7 @@ void aud_l_open_http(lua_State *L)
     static const luaL_Reg functions[] = {
         {"curl_version", l_curl_version},
         {"http", l_http},
+        {"headers_clean", l_headers_clean},
         {NULL, NULL},
     };
     luaL_setfuncs(L, functions, 0);

@@ -81,7 +81,8 @@ static int l_multi_add(lua_State *L)
     struct aud_multi *m = check_multi(L);
     long long id = check_id(L, 2);
     struct aud_http_request req;
-    aud_l_http_request(L, 3, &req);
+    const char *room[AUD_HTTP_INLINE_LINES];
+    aud_l_http_request(L, 3, &req, room);
 
     char err[128];
     switch (aud_multi_add(m, id, &req, err, sizeof err)) {

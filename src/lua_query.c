@@ -23,6 +23,55 @@ static int l_urlencode(lua_State *L)
     return 1;
 }
 
+/* As resource.lua's segment_problem and MAX_SEGMENT say: an id goes into
+ * one path segment, so it may not climb out of it. */
+#define MAX_SEGMENT 4096
+
+/* core.id_segment(v) -> the path segment of an id, or nil when v is not
+ * one (the caller then raises the error that names the argument): an
+ * integral number below 2^53 in magnitude as digits, or a non-empty
+ * string of at most 4096 bytes, not "." or "..", without '/' or '\',
+ * percent-encoded. */
+static int l_id_segment(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    if (t == LUA_TNUMBER) {
+        char text[32];
+        size_t n = 0;
+#if AUD_LUA54
+        if (lua_isinteger(L, 1)) {
+            lua_Integer i = lua_tointeger(L, 1);
+            if (i > -(lua_Integer)AUD_EXACT_INT_LIMIT && i < (lua_Integer)AUD_EXACT_INT_LIMIT)
+                n = aud_num_format_integer((long long)i, text, sizeof text);
+        } else
+#endif
+        {
+            double d = (double)lua_tonumber(L, 1);
+            if (d == floor(d) && fabs(d) < AUD_EXACT_INT_LIMIT)
+                n = aud_num_format_integer((long long)d, text, sizeof text);
+        }
+        if (n == 0)
+            return 0;
+        lua_pushlstring(L, text, n);
+        return 1;
+    }
+    if (t != LUA_TSTRING)
+        return 0;
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    if (len == 0 || len > MAX_SEGMENT || (len == 1 && s[0] == '.') ||
+        (len == 2 && s[0] == '.' && s[1] == '.') || memchr(s, '/', len) != NULL ||
+        memchr(s, '\\', len) != NULL)
+        return 0;
+    if (aud_url_encoded_len(s, len) == len) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    char out[3 * MAX_SEGMENT];
+    lua_pushlstring(L, out, aud_url_encode(s, len, out));
+    return 1;
+}
+
 enum { NUMBER_TEXT = 32 };
 
 static int query_scalar_ok(lua_State *L, int idx)
@@ -172,6 +221,7 @@ void aud_l_open_query(lua_State *L)
     static const luaL_Reg functions[] = {
         {"urlencode", l_urlencode},
         {"build_query", l_build_query},
+        {"id_segment", l_id_segment},
         {NULL, NULL},
     };
     luaL_setfuncs(L, functions, 0);

@@ -2,7 +2,11 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int is_blank(char c)
 {
@@ -99,4 +103,64 @@ size_t aud_num_format(double x, char *out, size_t cap)
     }
     out[o] = '\0';
     return o;
+}
+
+/* The "C" locale, made once: strtod and snprintf run under it through
+ * uselocale, which changes the calling thread only. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale = (locale_t)0;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+static locale_t enter_c_locale(locale_t *old)
+{
+    if (pthread_once(&c_locale_once, make_c_locale) != 0 || c_locale == (locale_t)0)
+        return (locale_t)0;
+    *old = uselocale(c_locale);
+    return c_locale;
+}
+
+int aud_num_strtod(const char *s, size_t n, double *out)
+{
+    char small[128];
+    char *copy = n < sizeof small ? small : malloc(n + 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    locale_t old;
+    if (enter_c_locale(&old) == (locale_t)0) {
+        if (copy != small)
+            free(copy);
+        return -1;
+    }
+    *out = strtod(copy, NULL);
+    uselocale(old);
+    if (copy != small)
+        free(copy);
+    return 0;
+}
+
+size_t aud_num_format_json(double x, char *out, size_t cap)
+{
+    if (!isfinite(x) || cap < 32)
+        return 0;
+    locale_t old;
+    if (enter_c_locale(&old) == (locale_t)0)
+        return 0;
+    int len = 0;
+    for (int digits = 14; digits <= 17; digits++) {
+        len = snprintf(out, cap, "%.*g", digits, x);
+        if (len < 0 || (size_t)len >= cap) {
+            len = 0;
+            break;
+        }
+        if (strtod(out, NULL) == x)
+            break;
+    }
+    uselocale(old);
+    return (size_t)len;
 }

@@ -18,4 +18,15 @@ int aud_num_parse_decimal(const char *s, size_t n, double *out);
 size_t aud_num_format(double x, char *out, size_t cap);
 size_t aud_num_format_integer(long long v, char *out, size_t cap);
 
+/* strtod of the n bytes at s (no NUL needed) in the "C" locale, whatever
+ * LC_NUMERIC says, for text already checked to be a JSON number without
+ * its sign. Returns 0, or -1 when memory runs out. */
+int aud_num_strtod(const char *s, size_t n, double *out);
+
+/* JSON text of a finite double, locale-independent: the shortest of %.14g
+ * to %.17g that reads back as the same double (so what reads well stays
+ * short, and nothing is lost). Returns the length (cap >= 32 suffices) or
+ * 0 for NaN and infinities. */
+size_t aud_num_format_json(double x, char *out, size_t cap);
+
 #endif

@@ -14,7 +14,7 @@ function SCHEMES.header(desc, o)
     local lines = { line }
     for i = 1, #base do lines[i + 1] = base[i] end
     return lines
-  end, { desc.header }, { o[desc.credential] }, o[desc.credential]
+  end, { desc.header }, { o[desc.credential] }, o[desc.credential], true
 end
 
 -- Authorization: Bearer with an API key or a JWT (SubscribeFlow).
@@ -32,7 +32,7 @@ function SCHEMES.bearer(desc, o, provider_name)
     local lines = { line }
     for i = 1, #base do lines[i + 1] = base[i] end
     return lines
-  end, { "Authorization" }, { credential }, credential
+  end, { "Authorization" }, { credential }, credential, true
 end
 
 -- Creamailer signs every attempt: the signature covers the exact URL (with its query),
@@ -55,12 +55,14 @@ function SCHEMES.creamailer(desc, o)
 end
 
 --- Returns { lines = fn(client, method, url, body, base) -> header lines,
----           secrets = {...}, secret_headers = { lower-case name = true }, credential = s }
+---           secrets = {...}, secret_headers = { lower-case name = true }, credential = s,
+---           fixed = true when the lines depend on `base` only (not on the request),
+---           so a client may work them out once for a base it never changes }
 function M.prepare(provider, o)
   local desc = provider.auth
   local scheme = SCHEMES[desc.scheme]
   if not scheme then error("audience: unknown auth scheme '" .. tostring(desc.scheme) .. "'", 0) end
-  local lines, headers, secrets, credential = scheme(desc, o, provider.name)
+  local lines, headers, secrets, credential, fixed = scheme(desc, o, provider.name)
   -- A proxy's user:password is a credential too, given with a scheme or without one.
   local userinfo = o.proxy and (o.proxy:match("^%a[%w+.-]*://([^/@]+)@") or o.proxy:match("^([^/@]+)@"))
   if userinfo then
@@ -70,7 +72,8 @@ function M.prepare(provider, o)
   end
   local secret_headers = {}
   for _, h in ipairs(headers) do secret_headers[h:lower()] = true end
-  return { lines = lines, secrets = secrets, secret_headers = secret_headers, credential = credential }
+  return { lines = lines, secrets = secrets, secret_headers = secret_headers, credential = credential,
+           fixed = fixed == true }
 end
 
 return M

@@ -24,6 +24,8 @@ local find, type, pairs, ipairs = string.find, type, pairs, ipairs
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
 local MAX_5XX_WAIT = 300
+-- Read only: the lines of calls with no body, key or headers of their own; a bare call's spec.
+local ACCEPT_ONLY, NO_SPEC = { "Accept: application/json" }, {}
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -140,6 +142,7 @@ end
 -- otherwise, which costs nothing on the hot path.
 function Client:_scrub_headers(headers, extra)
   local forms, out = secret_forms(self), nil
+  if not extra and core.headers_clean(headers, forms) then return headers end -- the usual case
   for name, value in pairs(headers) do
     local clean, tv = value, type(value)
     if tv == "table" then
@@ -194,7 +197,9 @@ function Client:_observe(headers)
   local names = self._provider.rate_headers
   if not names then return end
   local limit, remaining, reset_at
-  if headers then limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now()) end
+  if headers and (headers[names.limit or ""] or headers[names.remaining or ""] or headers[names.reset or ""]) then
+    limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
+  end
   if limit or remaining or reset_at then
     self._limiter:observe(limit, remaining, reset_at, self._now())
     return
@@ -295,7 +300,7 @@ end
 --- headers, timeout, idempotency_key, auth (false: send no credentials), secrets (values
 --- of this call to keep out of errors and hooks).
 function Client:_call(method, path, spec)
-  spec = spec or {}
+  spec = spec or NO_SPEC
   local provider = self._provider
   local extra = spec.secrets
   local url = self:_url(path, spec.query)
@@ -307,11 +312,12 @@ function Client:_call(method, path, spec)
   end
   if body ~= nil then content_type = content_type or "application/json" end
 
-  local base = { "Accept: application/json" }
-  if content_type then base[#base + 1] = "Content-Type: " .. content_type end
   -- Only a key that goes out makes a repeat safe: a PATCH never carries one.
   local idempotency_key
-  if provider.idempotency_header and method == "POST" then
+  local idempotent_post = provider.idempotency_header and method == "POST"
+  local base = (content_type or idempotent_post or spec.headers) and { ACCEPT_ONLY[1] } or ACCEPT_ONLY
+  if content_type then base[#base + 1] = "Content-Type: " .. content_type end
+  if idempotent_post then
     idempotency_key = spec.idempotency_key or core.random_hex(16)
     base[#base + 1] = provider.idempotency_header .. ": " .. idempotency_key
   end
@@ -330,8 +336,8 @@ function Client:_call(method, path, spec)
     local ok, quota_err = self:_wait_for_quota(method, path, url, extra)
     if not ok then return nil, quota_err end
 
-    local lines = base
-    if spec.auth ~= false then lines = self._auth(self, method, url, body, base) end
+    local lines = spec.auth == false and base or (base == ACCEPT_ONLY and self._auth_fixed)
+      or self._auth(self, method, url, body, base)
     local info
     if hooked then
       info = {
@@ -343,9 +349,9 @@ function Client:_call(method, path, spec)
       self:_hook("on_request", info)
     end
 
-    local started = core.monotonic()
+    local started = hooked and core.monotonic() -- only the hooks are told how long it took
     local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
-    local elapsed = core.monotonic() - started
+    local elapsed = hooked and core.monotonic() - started
 
     local res, value, fields, retryable, delay
     if status then
@@ -448,6 +454,7 @@ function M.new(provider, opts)
 
   local a = auth.prepare(provider, o)
   self._auth, self._secrets, self._secret_headers = a.lines, a.secrets, a.secret_headers
+  self._auth_fixed = a.fixed and a.lines(self, nil, nil, nil, ACCEPT_ONLY) or nil -- read only
 
   self._transport_settings = {
     timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,

@@ -1,18 +1,21 @@
--- JSON for audience: one lua-cjson instance owned by the module.
+-- JSON for audience. Decoding is the core's own parser (src/json.c): integers stay
+-- integers under Lua 5.4, null is audience.null, arrays are marked as audience.array
+-- marks them, and LC_NUMERIC plays no part. Encoding is one lua-cjson instance owned
+-- by the module.
 --
--- Debian's lua-cjson 2.1.0 cannot encode an empty array (an empty table is always `{}`)
--- and prints numbers with at most 14 significant digits, which silently corrupts
--- integers from 10^14 up. Both are fixed the same way: such values are swapped for
--- unique placeholder strings before encoding and the placeholders are replaced by the
--- exact JSON text afterwards. The walk copies only the tables it has to change, so the
+-- Debian's lua-cjson 2.1.0 cannot encode an empty array (an empty table is always `{}`),
+-- prints numbers with at most 14 significant digits, which silently corrupts integers
+-- from 10^14 up, and writes the decimal point of the locale (1.5 as `1,5` once a
+-- program sets LC_NUMERIC to de_DE). All three are fixed the same way: such values
+-- (empty arrays, big integers, every number with a fraction) are swapped for unique
+-- placeholder strings before encoding and the placeholders are replaced by the exact
+-- JSON text afterwards. The walk copies only the tables it has to change, so the
 -- caller's table is never modified.
 local cjson = require("cjson").new()
 local core = require "audience.core"
 
 cjson.encode_sparse_array(false)
 cjson.encode_number_precision(14)
--- A server answering with deeply nested garbage must not exhaust the C stack.
-cjson.decode_max_depth(200)
 cjson.encode_max_depth(200)
 
 local M = {}
@@ -44,11 +47,17 @@ local tointeger = math.tointeger or function(n)
   if n == math.floor(n) then return n end
 end
 
-local function integer_text(n)
+local json_number = core.json_number
+
+-- The text of a number cjson would not write exactly, or in a locale-proof way: an
+-- integer of 15 digits or more, or any number with a fraction. nil when cjson's
+-- own text is right (integers below 10^14 have no decimal point to get wrong).
+local function number_text(n)
   if n ~= n or n == math.huge or n == -math.huge then return nil end
-  if math.abs(n) < EXACT_LIMIT then return nil end
   local i = tointeger(n)
-  if i == nil then return nil end
+  -- From 2^63 on "%d" has no integer to print (LuaJIT would print garbage).
+  if i == nil or math.abs(n) >= 2 ^ 63 then return json_number(n) end
+  if math.abs(n) < EXACT_LIMIT then return nil end
   return string.format("%d", i)
 end
 
@@ -95,7 +104,7 @@ local function substitute(v, fragments, keys, depth, open)
     if v ~= v or v == math.huge or v == -math.huge then
       refuse(keys, depth, describe_number(v) .. " (not a JSON number)")
     end
-    local text = integer_text(v)
+    local text = number_text(v)
     if text then
       fragments[#fragments + 1] = text
       return MARK .. #fragments
@@ -153,12 +162,11 @@ function M.encode(v)
   return text
 end
 
---- Decodes `text`; returns the value, or nil and a message. Under Lua 5.4 integral
---- numbers come back as integers (cjson would give 5.0 for an id of 5).
-function M.decode(text)
-  local ok, value = pcall(cjson.decode, text)
-  if not ok then return nil, tostring(value) end
-  return core.integerize(value)
-end
+--- Decodes `text`; returns the value, or nil and a message naming the byte where the
+--- text went wrong. Numbers written without a fraction or an exponent are integers
+--- under Lua 5.4; null is audience.null; every array is marked as audience.array
+--- marks one, so an empty list goes back out as `[]`. At most 200 levels of nesting
+--- (a server answering with deeply nested garbage must not exhaust the C stack).
+M.decode = core.json_decoder{ null = M.null, arrays = ARRAY, max_depth = MAX_DEPTH }
 
 return M

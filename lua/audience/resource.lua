@@ -356,12 +356,41 @@ end
 -- What every operation starts with: its name for errors, its arguments, the values of
 -- the scope arguments, and the position of the first argument after them.
 function Resource:_args(op, ...)
-  local fname = self._name .. ":" .. op
+  local fname = self._fnames[op]
+  if not fname then
+    fname = self._name .. ":" .. op
+    self._fnames[op] = fname
+  end
   local args = { ... }
   return fname, args, self:_scope(fname, args), #(self._def.scope or NO_SCOPE) + 1
 end
 
+local id_segment = core.id_segment
+
+-- The literal parts around {id} of an item template that holds no other placeholder.
+local function id_only(template)
+  local parts = template_parts(template)
+  if #parts == 3 and parts[2] == "id" then return parts[1], parts[3] end
+  return nil
+end
+
+-- get and delete of a resource without scope, with a valid id: the path in one C call
+-- and two concatenations. Anything else (or an id that is not one) takes the general
+-- path, which raises the error naming the argument.
+local function simple_item_path(self, id)
+  local prefix = self._id_prefix
+  if not prefix then return nil end
+  local seg = id_segment(id)
+  return seg and (prefix .. seg .. self._id_suffix)
+end
+
 local function get(self, ...)
+  local path = simple_item_path(self, (...))
+  if path then
+    local value, err, res = self._client:_call("GET", path)
+    if value == nil then return nil, err, res end
+    return self:_result(value), err, res
+  end
   local fname, args, values, n = self:_args("get", ...)
   local value, err, res = self._client:_call("GET", self:_item_path(fname, n, args[n], values))
   return returns(self:_result(value), value, err, res)
@@ -392,6 +421,11 @@ local function update(self, ...)
 end
 
 local function delete(self, ...)
+  local path = simple_item_path(self, (...))
+  if path then
+    local value, err, res = self._client:_call("DELETE", path)
+    return returns(value and true, value, err, res)
+  end
   local fname, args, values, n = self:_args("delete", ...)
   local value, err, res = self._client:_call("DELETE", self:_item_path(fname, n, args[n], values))
   return returns(value and true, value, err, res)
@@ -442,7 +476,10 @@ end
 local OPS = { get = get, create = create, update = update, delete = delete }
 
 local function build(client, name, def)
-  local r = setmetatable({ _client = client, _def = def, _name = name }, Resource)
+  local r = setmetatable({ _client = client, _def = def, _name = name, _fnames = {} }, Resource)
+  if not def.scope and (def.get or def.delete) and (def.item or def.path) then
+    r._id_prefix, r._id_suffix = id_only(def.item or (def.path .. "/{id}"))
+  end
   if def.list then
     r.list, r.each, r.pages = list, each, pages
   end
