@@ -58,6 +58,14 @@ describe("json.decode", function()
     assert.equal(3, #v.y)
   end)
 
+  it("marks every array, so that one emptied after decoding still goes out as []", function()
+    local v = decode('{"tags":[{"id":1},{"id":2}],"meta":{"a":1}}')
+    assert.is_true(json.is_array(v.tags))
+    assert.is_false(json.is_array(v.meta))
+    v.tags[2], v.tags[1], v.meta.a = nil, nil, nil
+    assert.equal('{"meta":{},"tags":[]}', (json.encode(v):gsub('"tags":%[%],"meta":{}', '"meta":{},"tags":[]')))
+  end)
+
   it("marks arrays so that they go back out as arrays, empty ones included", function()
     local v = decode('{"tags":[],"meta":{},"list":[[],[1]]}')
     assert.is_true(json.is_array(v.tags))

@@ -1,6 +1,6 @@
 -- JSON for audience. Decoding is the core's own parser (src/json.c): integers stay
--- integers under Lua 5.4, null is audience.null, arrays are marked as audience.array
--- marks them, and LC_NUMERIC plays no part. Encoding is one lua-cjson instance owned
+-- integers under Lua 5.4, null is audience.null, arrays carry a metatable that marks
+-- them as audience.array would, and LC_NUMERIC plays no part. Encoding is one lua-cjson instance owned
 -- by the module.
 --
 -- Debian's lua-cjson 2.1.0 cannot encode an empty array (an empty table is always `{}`),
@@ -22,7 +22,10 @@ local M = {}
 
 M.null = cjson.null
 
+-- Tables marked by audience.array (a user's table may have a metatable of its own),
+-- and the metatable the decoder gives every array it builds.
 local ARRAY = setmetatable({}, { __mode = "k" })
+local DECODED_ARRAY = { __name = "audience.array" }
 
 --- Marks `t` as a JSON array, so that an empty `t` is sent as `[]` and not `{}`.
 function M.array(t)
@@ -35,7 +38,7 @@ function M.array(t)
 end
 
 function M.is_array(t)
-  return ARRAY[t] == true
+  return ARRAY[t] == true or getmetatable(t) == DECODED_ARRAY
 end
 
 local MARK = "\1audience-" .. core.random_hex(8) .. "-"
@@ -116,7 +119,7 @@ local function substitute(v, fragments, keys, depth, open)
   if open[v] then refuse(keys, depth, "a cycle (a table that contains itself)") end
   if depth >= MAX_DEPTH then refuse(keys, depth, ("nesting deeper than %d levels"):format(MAX_DEPTH)) end
   if next(v) == nil then
-    if ARRAY[v] then
+    if ARRAY[v] or getmetatable(v) == DECODED_ARRAY then
       fragments[#fragments + 1] = "[]"
       return MARK .. #fragments
     end
@@ -167,6 +170,6 @@ end
 --- under Lua 5.4; null is audience.null; every array is marked as audience.array
 --- marks one, so an empty list goes back out as `[]`. At most 200 levels of nesting
 --- (a server answering with deeply nested garbage must not exhaust the C stack).
-M.decode = core.json_decoder{ null = M.null, arrays = ARRAY, max_depth = MAX_DEPTH }
+M.decode = core.json_decoder{ null = M.null, array_mt = DECODED_ARRAY, max_depth = MAX_DEPTH }
 
 return M
