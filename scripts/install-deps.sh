@@ -11,6 +11,7 @@ PACKAGES=(
   nginx libnginx-mod-http-lua
   lua-busted lua-socket lua-sec lua-check luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
+  libhttp-parser-dev wrk
 )
 
 missing=()
