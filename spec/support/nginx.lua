@@ -70,7 +70,6 @@ function M.start(opts)
     "daemon on;",
     "pid " .. dir .. "/nginx.pid;",
     "error_log " .. dir .. "/error.log warn;",
-    "thread_pool audience threads=16;",
     opts.main or "",
     "events { worker_connections 1024; }",
     "http {",
