@@ -17,8 +17,9 @@ local DEFAULT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT = 30, 10
 local DEFAULT_POOL_SIZE, DEFAULT_IDLE = 64, 60
 local READ_SIZE = 65536
 -- A pooled connection the server has closed meanwhile fails before any byte of an
--- answer; such a request goes out again on another connection, as libcurl does.
-local STALE_RETRIES = 3
+-- answer; such a request goes out once more on another connection, as libcurl does
+-- (README, "Retries", says what that means for a POST).
+local STALE_ATTEMPTS = 2
 
 -- Phases where nginx lets a request yield on a socket or ngx.sleep.
 local YIELDING_PHASES = {
@@ -269,7 +270,7 @@ function Transport:perform(method, url, headers, body, timeout)
   if not o then
     return nil, "network", "unsupported URL (http:// or https:// with a host expected)", false
   end
-  for _ = 1, STALE_RETRIES do
+  for _ = 1, STALE_ATTEMPTS do
     local status, rbody, rheaders, sent, stale = self:exchange(o, target, method, headers, body, deadline)
     if status then
       return status, rbody, rheaders, { elapsed = self.now() - started, sent = true }
