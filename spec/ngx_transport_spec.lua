@@ -17,7 +17,7 @@ local function run_here(code, args)
   return chunk()
 end
 
--- Plain values only, as they cross from nginx (see support/ngx_runner.lua).
+-- Plain values only, as they cross from nginx (see openresty/runner.lua).
 local function plain(v, seen)
   seen = seen or {}
   local t = type(v)
@@ -171,7 +171,9 @@ describe("ngx transport", function()
       local _, err = sys.tags:create{ name = "x" }
       return err.kind, err.message ~= nil
     ]]
-    local function fault() sys_mock:fault{ match = "/api/tags", method = "POST", times = 2, action = { reset = true } } end
+    local function fault()
+      sys_mock:fault{ match = "/api/tags", method = "POST", times = 2, action = { reset = true } }
+    end
     fault()
     local there = { box:run(code, { key = SYS_KEY, url = sys_mock.url }) }
     local there_requests = sys_mock:stats().requests

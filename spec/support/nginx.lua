@@ -64,6 +64,12 @@ function App:stop()
   if #crashed > 0 then error("nginx worker crashed:\n" .. table.concat(crashed, "\n"), 2) end
 end
 
+--- `nginx -s reload`: new workers take over, the old ones finish what they hold.
+function App:reload()
+  local ok, out = sh(("nginx -p %q -c %q -s reload"):format(self.dir .. "/", self.dir .. "/nginx.conf"))
+  if not ok then error("nginx -s reload failed: " .. out) end
+end
+
 function App:error_log()
   local f = io.open(self.dir .. "/error.log")
   if not f then return "" end

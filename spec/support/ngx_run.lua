@@ -57,7 +57,7 @@ function M.start(opts)
     workers = opts.workers or 1,
     main = opts.main,
     http = "  lua_shared_dict audience_quota 1m;\n  client_body_buffer_size 1m;\n" .. (opts.http or ""),
-    server = "    location = /__run { content_by_lua_block { require('support.ngx_runner').handle() } }\n"
+    server = "    location = /__run { content_by_lua_block { require('openresty.runner').handle() } }\n"
       .. (opts.server or ""),
   }
   return box
