@@ -212,7 +212,8 @@ function Transport:connect(o, deadline)
     if not session then
       sock:close()
       local message = ("TLS handshake with %s failed: %s"):format(authority(o.host, o.port), tostring(herr))
-      if self.verify and tostring(herr):find("verify", 1, true) then
+      local why = tostring(herr)
+      if self.verify and (why:find("certificate", 1, true) or why:find("verify", 1, true)) then
         message = message .. " (inside nginx the trusted CAs are those of lua_ssl_trusted_certificate)"
       end
       if herr == "timeout" then return nil, "timeout", message end
