@@ -208,8 +208,13 @@ function Transport:connect(o, deadline)
     end
   end
   if o.tls then
-    local session, herr = sock:sslhandshake(false, o.host, self.verify)
-    if not session then
+    local done, herr = sock:sslhandshake(false, o.host, self.verify)
+    -- lua-resty-core 0.1.25: a handshake that completes at once reports success even
+    -- when verification failed, having closed the socket; the closed socket tells.
+    if done and select(2, sock:getreusedtimes()) == "closed" then
+      done, herr = nil, "certificate verification failed"
+    end
+    if not done then
       sock:close()
       local message = ("TLS handshake with %s failed: %s"):format(authority(o.host, o.port), tostring(herr))
       local why = tostring(herr)
