@@ -82,8 +82,10 @@ static int ref_on_headers_complete(http_parser *hp)
     struct ref *r = hp->data;
     if (hp->status_code >= 200)
         r->body.len = 0;
-    /* 1: the message has no body, which is how HEAD answers are told. */
-    return r->head ? 1 : 0;
+    /* 1: the message has no body, which is how HEAD answers are told. 204
+     * and 304 too: http_parser 2.9.4 would read one that carries a
+     * non-chunked Transfer-Encoding until the close (RFC 9110 15.3.5). */
+    return (r->head || hp->status_code == 204 || hp->status_code == 304) ? 1 : 0;
 }
 
 static int ref_on_body(http_parser *hp, const char *at, size_t len)
@@ -123,6 +125,17 @@ static void run_ref(struct ref *r, const char *data, size_t len, int head)
         http_parser_execute(&hp, &s, NULL, 0);
 }
 
+/* http_parser 2.9.4 keeps a tab before a bare LF in a field value, so it
+ * reads "Transfer-Encoding: chunked<TAB>" as another coding, where RFC 9110
+ * 5.5 trims it. Such inputs are left out of the comparison. */
+static int has_trailing_tab(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == '\t' && (s[i + 1] == '\n' || s[i + 1] == '\r'))
+            return 1;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
@@ -144,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct ref ref;
     run_ref(&ref, bytes, len, head);
-    if (whole.r == AUD_HTTP1_DONE && ref.complete) {
+    if (whole.r == AUD_HTTP1_DONE && ref.complete && !has_trailing_tab(bytes, len)) {
         FUZZ_CHECK((long)ref.status == whole.p.status);
         FUZZ_CHECK(ref.body.len == whole.p.body.len);
         if (ref.body.len)
