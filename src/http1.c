@@ -411,6 +411,13 @@ static enum aud_http1_result step(struct aud_http1 *p, const char **data,
             return out_of_memory(p);
         if (rc == 0)
             return AUD_HTTP1_MORE;
+        /* Chunk lines end in CRLF, strictly: parsers differ on a bare LF
+         * after an extension (http_parser reads on), and a framing two
+         * parsers read differently is a smuggling vector. */
+        if (n + 2 != raw) {
+            p->line.len = 0;
+            return fail(p, AUD_HTTP_NETWORK, "malformed chunked body");
+        }
         if (p->state == S_CHUNK_END) {
             p->line.len = 0;
             if (n != 0)
