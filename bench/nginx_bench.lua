@@ -1,7 +1,8 @@
 -- audience inside nginx against a floor, on one front worker, with Debian's wrk.
 --
---   lua5.4 bench/nginx_bench.lua                 the full run (about 2 minutes)
---   BENCH_SECONDS=2 lua5.4 bench/nginx_bench.lua shorter runs per cell
+--   lua5.4 bench/nginx_bench.lua                 the full run (about 4 minutes)
+--   BENCH_SECONDS=2 lua5.4 bench/nginx_bench.lua shorter runs (default 4 s)
+--   BENCH_REPEAT=5 lua5.4 bench/nginx_bench.lua  runs per cell, the median kept (default 3)
 --   BENCH_CONNS=10,50 lua5.4 bench/nginx_bench.lua only some concurrencies
 --   BENCH_RSS=0 lua5.4 bench/nginx_bench.lua     skip the 300,000-call RSS check
 --
@@ -12,7 +13,8 @@
 -- front at each concurrency while bench/nginx/ping_probe.lua times /ping on the same
 -- worker. Reported: 2xx/s, errors (non-2xx and socket errors), p50/p99 latency,
 -- /ping p99, and audience's 2xx/s as a ratio of the floor's in the same run. Then the
--- worker's RSS after 100,000 and after 300,000 audience calls.
+-- worker's RSS after 100,000 and after 300,000 audience calls. The machine's other load
+-- moves the absolute numbers; the ratio, from interleaved runs, moves much less.
 local socket = require "socket"
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -28,7 +30,8 @@ local function trim(s) return ((s or ""):gsub("^%s+", ""):gsub("%s+$", "")) end
 
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local ROOT = trim(capture("cd " .. sh_quote(here .. "/..") .. " && pwd -P"))
-local SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "5")
+local SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "4")
+local REPEAT = tonumber(os.getenv("BENCH_REPEAT") or "3")
 local CONNS = {}
 for c in (os.getenv("BENCH_CONNS") or "10,50,200,1000"):gmatch("%d+") do CONNS[#CONNS + 1] = tonumber(c) end
 
@@ -138,29 +141,48 @@ local front = start_nginx(dir, "front", ([[
 local base = "http://127.0.0.1:" .. front_port
 local ok, failure = pcall(function()
   socket.sleep(0.3)
-  for _, path in ipairs{ "/audience/fast", "/floor/fast" } do
+  -- Every client once, so that no cell pays for a first connection or quota probe.
+  for _, path in ipairs{ "/audience/fast", "/floor/fast", "/audience/slow", "/floor/slow",
+                         "/transport/fast", "/transport/slow" } do
     local warm = wrk(base .. path, 10, 1)
     if warm.requests == 0 or warm.non2xx > 0 then error("warm-up of " .. path .. " failed:\n" .. warm.raw) end
   end
 
-  print(("one front worker, wrk -t1, %d s per cell; upstream: one nginx worker"):format(SECONDS))
+  local function median(list)
+    table.sort(list)
+    return list[math.ceil(#list / 2)]
+  end
+
+  print(("one front worker, wrk -t1, %d s per run, median of %d interleaved runs per cell; "
+    .. "upstream: one nginx worker"):format(SECONDS, REPEAT))
   print("| upstream | c | client | 2xx/s | errors | p50 ms | p99 ms | /ping p99 ms | vs floor |")
   print("|---|---|---|---|---|---|---|---|---|")
   for _, delay in ipairs{ "slow", "fast" } do
     for _, c in ipairs(CONNS) do
-      local floor_rate
+      local cells = {}
+      for _, who in ipairs(WHO) do cells[who] = { rate = {}, errors = 0, p50 = {}, p99 = {}, ping = {} } end
+      for _ = 1, REPEAT do
+        for _, who in ipairs(WHO) do
+          local probe = io.popen(("lua5.4 %s %d %d"):format(sh_quote(ROOT .. "/bench/nginx/ping_probe.lua"),
+            front_port, SECONDS))
+          local r = wrk(("%s/%s/%s"):format(base, who, delay), c, SECONDS)
+          local ping = probe:read("a")
+          probe:close()
+          local cell = cells[who]
+          cell.rate[#cell.rate + 1] = r.ok_per_s
+          cell.errors = cell.errors + r.errors
+          cell.p50[#cell.p50 + 1] = r.p50 or -1
+          cell.p99[#cell.p99 + 1] = r.p99 or -1
+          cell.ping[#cell.ping + 1] = tonumber(ping:match("^%S+%s+(%S+)")) or -1
+        end
+      end
+      local floor_rate = median(cells.floor.rate)
       for _, who in ipairs(WHO) do
-        local probe = io.popen(("lua5.4 %s %d %d"):format(sh_quote(ROOT .. "/bench/nginx/ping_probe.lua"),
-          front_port, SECONDS))
-        local r = wrk(("%s/%s/%s"):format(base, who, delay), c, SECONDS)
-        local ping = probe:read("a")
-        probe:close()
-        local ping_p99 = tonumber(ping:match("^%S+%s+(%S+)"))
-        if who == "floor" then floor_rate = r.ok_per_s end
-        print(("| %s | %d | %s | %.0f | %d | %.1f | %.1f | %s | %s |"):format(
-          delay == "slow" and "100 ms" or "0 ms", c, who, r.ok_per_s, r.errors, r.p50 or -1, r.p99 or -1,
-          ping_p99 and ("%.1f"):format(ping_p99) or "?",
-          who ~= "floor" and floor_rate > 0 and ("%.2f"):format(r.ok_per_s / floor_rate) or ""))
+        local cell = cells[who]
+        local rate = median(cell.rate)
+        print(("| %s | %d | %s | %.0f | %d | %.1f | %.1f | %.1f | %s |"):format(
+          delay == "slow" and "100 ms" or "0 ms", c, who, rate, cell.errors, median(cell.p50), median(cell.p99),
+          median(cell.ping), who ~= "floor" and floor_rate > 0 and ("%.2f"):format(rate / floor_rate) or ""))
         io.stdout:flush()
       end
     end

@@ -40,7 +40,7 @@ end
 
 local LIST = [[
   local sys = require("audience").systeme{ api_key = "test-key", base_url = ARGS.url, timeout = 5,
-    retries = 0, verify_tls = ARGS.verify }
+    retries = 0, verify_tls = ARGS.verify, proxy = ARGS.proxy }
   local page, err = sys.tags:list()
   if page then return "ok", #page.items end
   return err.kind, err.code, err.message
@@ -91,6 +91,23 @@ describe("ngx transport over TLS", function()
     local kind, code = trusting:run(LIST, { url = wrong.ssl_url })
     assert.equal("network", kind)
     assert.equal("tls", code)
+  end)
+
+  it("tunnels through an http proxy with CONNECT, verifying the origin's certificate", function()
+    local proxy = require("support.proxy").start{ user = "u", password = "sk-SECRET-proxy-tls" }
+    local ok, failure = pcall(function()
+      assert.same({ "ok", 0 }, { trusting:run(LIST, { url = good.ssl_url, proxy = proxy.url }) })
+      assert.same({ ("CONNECT 127.0.0.1:%d auth=ok"):format(good.ssl_port) }, proxy:log())
+      local kind, code = trusting:run(LIST, { url = wrong.ssl_url, proxy = proxy.url })
+      assert.same({ "network", "tls" }, { kind, code })
+      local bad = proxy.url:gsub("sk%-SECRET%-proxy%-tls", "nope")
+      local k2, _, message = trusting:run(LIST, { url = good.ssl_url, proxy = bad })
+      assert.equal("network", k2)
+      assert.matches("CONNECT with status 407", message)
+      assert.not_matches("nope", message)
+    end)
+    proxy:stop()
+    assert(ok, failure)
   end)
 
   it("skips the checks with verify_tls = false, in a pool of its own", function()

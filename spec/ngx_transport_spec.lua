@@ -73,7 +73,8 @@ describe("ngx transport", function()
   local SYS = [[
     local audience = require "audience"
     local sys = audience.systeme{ api_key = ARGS.key, base_url = ARGS.url, timeout = ARGS.timeout or 5,
-      retries = ARGS.retries, backoff = { base = 0.05, max = 0.2 }, max_body = ARGS.max_body }
+      retries = ARGS.retries, backoff = { base = 0.05, max = 0.2 }, max_body = ARGS.max_body,
+      proxy = ARGS.proxy }
   ]]
 
   -- The snippet in nginx and here, against a freshly reset mock each time.
@@ -265,6 +266,33 @@ describe("ngx transport", function()
     assert.equal("not_found", there[1][10])
     assert.equal(30, #there[1])
     assert.same(here, there)
+  end)
+
+  it("goes through an http proxy in absolute-form, its credentials kept out of errors", function()
+    local PROXY_PASS = "sk-SECRET-proxy:pass@word"
+    local proxy = require("support.proxy").start{ user = "proxy-user", password = PROXY_PASS }
+    local ok, failure = pcall(function()
+      local n = box:run(SYS .. [[ return #assert(sys.tags:list()).items ]],
+        { key = SYS_KEY, url = sys_mock.url, proxy = proxy.url })
+      assert.equal(0, n)
+      assert.same({ ("GET %s/tags auth=ok"):format(sys_mock.url) }, proxy:log())
+      -- Wrong credentials: the proxy's 407 comes back as an error without them.
+      local wrong = proxy.url:gsub("proxy%-user", "someone-else")
+      local err = box:run(SYS .. [[ local _, e = sys.tags:list(); return e, tostring(e) ]],
+        { key = SYS_KEY, url = sys_mock.url, proxy = wrong, retries = 0 })
+      assert.equal(407, err.status)
+      -- A proxy that is not there: a network error naming its address only.
+      local dead = "http://proxy-user:" .. PROXY_PASS:gsub("[:@]", function(c) return ("%%%02X"):format(c:byte()) end)
+        .. "@127.0.0.1:" .. mockserver.free_port()
+      local derr, dtext = box:run(SYS .. [[ local _, e = sys.tags:list(); return e, tostring(e) ]],
+        { key = SYS_KEY, url = sys_mock.url, proxy = dead, retries = 0 })
+      assert.equal("network", derr.kind)
+      assert.matches("127.0.0.1:", dtext, 1, true)
+      local hit = find_secret({ err, derr, dtext }, { PROXY_PASS, "sk-SECRET-proxy" })
+      assert.is_nil(hit, hit)
+    end)
+    proxy:stop()
+    assert(ok, failure)
   end)
 
   it("raises inside nginx for ca_file, pointing at lua_ssl_trusted_certificate", function()

@@ -199,8 +199,17 @@ describe("examples/openresty", function()
       sh(("kill -QUIT $(cat %q 2>/dev/null) 2>/dev/null; sleep 0.3; kill -KILL $(cat %q 2>/dev/null) 2>/dev/null")
         :format(pid_file, pid_file))
     end
-    if dir then sh(("rm -rf %q"):format(dir)) end
+    local crashed = {}
+    if dir then
+      local f = io.open(dir .. "/logs/error.log")
+      if f then
+        crashed = nginx.crashes(f:read("a"))
+        f:close()
+      end
+      sh(("rm -rf %q"):format(dir))
+    end
     if mock then mock:stop() end
+    assert(#crashed == 0, "nginx worker crashed:\n" .. table.concat(crashed, "\n"))
   end)
 
   it("passes nginx -t as shipped", function()

@@ -20,7 +20,7 @@ function M.audience(which)
   local client = clients[which]
   if not client then
     client = audience.systeme{
-      api_key = "bench-key", base_url = ("http://127.0.0.1:%d/%s"):format(upstream_port, which),
+      api_key = "bench-key-" .. which, base_url = ("http://127.0.0.1:%d/%s"):format(upstream_port, which),
       timeout = 30, keepalive_pool = POOL,
       -- The bench measures the transport, not the account's quota.
       rate_limit = { limit = 1000000000, per = 1 },
