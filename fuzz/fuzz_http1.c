@@ -73,6 +73,8 @@ struct ref {
     int head;
     int complete;
     int keep_alive;
+    int last_chunk; /* the zero-size chunk was seen */
+    int trailers;   /* and a field after it */
     unsigned status;
     struct aud_buf body;
 };
@@ -95,6 +97,27 @@ static int ref_on_body(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
+static int ref_on_chunk_header(http_parser *hp)
+{
+    struct ref *r = hp->data;
+    if (hp->content_length == 0)
+        r->last_chunk = 1;
+    return 0;
+}
+
+/* http_parser lets a trailer field named Transfer-Encoding or Connection
+ * change its keep-alive answer; the codec drops trailers, as framing in
+ * them must not count (RFC 9112 7.1.2). */
+static int ref_on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    struct ref *r = hp->data;
+    (void)at;
+    (void)len;
+    if (r->last_chunk)
+        r->trailers = 1;
+    return 0;
+}
+
 static int ref_on_message_complete(http_parser *hp)
 {
     struct ref *r = hp->data;
@@ -114,6 +137,8 @@ static void run_ref(struct ref *r, const char *data, size_t len, int head)
     s.on_headers_complete = ref_on_headers_complete;
     s.on_body = ref_on_body;
     s.on_message_complete = ref_on_message_complete;
+    s.on_chunk_header = ref_on_chunk_header;
+    s.on_header_field = ref_on_header_field;
     http_parser hp;
     http_parser_init(&hp, HTTP_RESPONSE);
     memset(r, 0, sizeof *r);
@@ -162,7 +187,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(ref.body.len == whole.p.body.len);
         if (ref.body.len)
             FUZZ_CHECK(memcmp(ref.body.data, whole.p.body.data, ref.body.len) == 0);
-        FUZZ_CHECK(ref.keep_alive == whole.p.keep_alive);
+        if (!ref.trailers)
+            FUZZ_CHECK(ref.keep_alive == whole.p.keep_alive);
     }
 
     aud_buf_free(&ref.body);
