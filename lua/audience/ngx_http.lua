@@ -92,16 +92,17 @@ end
 local Transport = {}
 Transport.__index = Transport
 
--- The origin part of a URL, parsed once per distinct origin.
+-- The origin part of a URL, parsed once per distinct origin; the rest is the target.
 function Transport:origin(url)
-  local scheme, auth, target = url:match("^(%a[%w+.-]*)://([^/?#]*)([^#]*)")
-  if not scheme then return nil end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil end
-  local key = scheme .. "://" .. auth
+  local sep = url:find("://", 1, true)
+  if not sep then return nil end
+  local stop = url:find("[/?#]", sep + 3)
+  local key = stop and url:sub(1, stop - 1) or url
   local o = self.origins[key]
   if not o then
-    o = parse_origin(scheme, auth)
+    local scheme = key:sub(1, sep - 1):lower()
+    if scheme ~= "http" and scheme ~= "https" then return nil end
+    o = parse_origin(scheme, key:sub(sep + 3))
     if not o then return nil end
     local via = self.proxy
     o.pool = table.concat({ scheme, o.host, o.port, self.verify and "v" or "n",
@@ -111,7 +112,11 @@ function Transport:origin(url)
     self.origins[key] = o
     self.origin_count = self.origin_count + 1
   end
-  if target == "" then target = "/" elseif target:sub(1, 1) == "?" then target = "/" .. target end
+  if not stop then return o, "/" end
+  local target = url:sub(stop)
+  local hash = target:find("#", 1, true)
+  if hash then target = target:sub(1, hash - 1) end
+  if target == "" then target = "/" elseif target:byte(1) == 63 then target = "/" .. target end -- "?"
   return o, target
 end
 
@@ -305,14 +310,12 @@ function M.new(settings)
   if type(ngx.socket) ~= "table" or type(ngx.socket.tcp) ~= "function" then
     error("audience: this nginx Lua module has no ngx.socket.tcp", 0)
   end
-  local now = function()
-    ngx.update_time()
-    return ngx.now()
-  end
+  -- The event loop's cached clock, updated on every wake-up, serves deadlines and the
+  -- quota alike: ngx.update_time formats nginx's five time strings, which would cost
+  -- a call more than the rest of the transport's own work.
+  local now = ngx.now
   local self = setmetatable({
-    -- Deadlines go by the event loop's cached clock, updated on every wake-up: a
-    -- clock update per socket operation would cost more than it gains.
-    ngx = ngx, now = ngx.now,
+    ngx = ngx, now = now,
     timeout = settings.timeout or DEFAULT_TIMEOUT,
     connect_ms = ms(settings.connect_timeout or DEFAULT_CONNECT_TIMEOUT),
     verify = settings.verify_tls ~= false,
