@@ -161,6 +161,22 @@ static int has_trailing_tab(const char *s, size_t n)
     return 0;
 }
 
+/* http_parser 2.9.4 knows only a Transfer-Encoding of exactly "chunked":
+ * a list (",chunked", "gzip, chunked") is a coding it reads until the close,
+ * where RFC 9112 6.1 looks at the last element. Left out of the comparison. */
+static int plain_coding(const struct aud_headers *h)
+{
+    const struct aud_header *te = aud_headers_get(h, "transfer-encoding", 17);
+    if (te == NULL)
+        return 1;
+    if (te->value.len != 7)
+        return 0;
+    for (size_t i = 0; i < 7; i++)
+        if ((te->value.data[i] | 0x20) != "chunked"[i])
+            return 0;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
@@ -182,7 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct ref ref;
     run_ref(&ref, bytes, len, head);
-    if (whole.r == AUD_HTTP1_DONE && ref.complete && !has_trailing_tab(bytes, len)) {
+    if (whole.r == AUD_HTTP1_DONE && ref.complete && !has_trailing_tab(bytes, len) &&
+        plain_coding(&whole.p.headers)) {
         FUZZ_CHECK((long)ref.status == whole.p.status);
         FUZZ_CHECK(ref.body.len == whole.p.body.len);
         if (ref.body.len)
