@@ -136,7 +136,6 @@ function Transport:release(p)
   if #list < 64 then list[#list + 1] = p end
 end
 
--- Reads one response into parser p. Returns true, or nil, kind, message.
 -- Reads one response into parser p. Returns true, or nil, kind, message. The read
 -- timeout set at connect covers the first read; later ones get what is left.
 local function read_response(sock, p, deadline, now, connect_ms)
