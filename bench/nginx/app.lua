@@ -19,6 +19,8 @@ local clients = {}
 function M.audience(which)
   local client = clients[which]
   if not client then
+    -- One account per path: two clients of one account share its quota state, and a
+    -- client's first calls would wait on the other's quota probe.
     client = audience.systeme{
       api_key = "bench-key-" .. which, base_url = ("http://127.0.0.1:%d/%s"):format(upstream_port, which),
       timeout = 30, keepalive_pool = POOL,
