@@ -86,6 +86,19 @@ describe("ngx transport", function()
     return here, there
   end
 
+  it("checks the pool options like the others, and knows no thread_pool any more", function()
+    local audience = require "audience"
+    local function try(o)
+      o.api_key = SYS_KEY
+      local ok, err = pcall(audience.systeme, o)
+      return ok or err
+    end
+    assert.is_true(try{ keepalive_pool = 10, keepalive_timeout = 5 })
+    assert.matches("bad option 'keepalive_pool' %(positive integer expected", try{ keepalive_pool = 0 })
+    assert.matches("bad option 'keepalive_timeout' %(positive number expected", try{ keepalive_timeout = "x" })
+    assert.matches("unknown option 'thread_pool'", try{ thread_pool = "audience" })
+  end)
+
   it("picks the ngx transport by itself inside nginx", function()
     local name = box:run(SYS .. [[ return sys._transport_name ]], { key = SYS_KEY, url = sys_mock.url })
     assert.equal("ngx", name)
