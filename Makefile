@@ -149,19 +149,21 @@ $(BUILD)/tests:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build/fuzz
-FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json
+FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json http1
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
                $(FUZZ_SAN) $(CURL_CFLAGS) -Isrc
-FUZZ_CORE    := buf headers url retry number encoding sign crypto ratelimit json
+FUZZ_CORE    := buf headers http1 url retry number encoding sign crypto ratelimit json
 FUZZ_OBJECTS := $(patsubst %,$(FUZZ_BUILD)/core/%.o,$(FUZZ_CORE))
+# The HTTP/1.1 target runs libhttp-parser on the same bytes as a reference.
+FUZZ_LIBS_http1 := -lhttp_parser
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
 
 $(FUZZ_BUILD)/core/%.o: src/%.c $(wildcard src/*.h) | $(FUZZ_BUILD)/core
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJECTS)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJECTS) $(CURL_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJECTS) $(CURL_LIBS) $(FUZZ_LIBS_$*) -lm
 
 $(FUZZ_BUILD)/core:
 	mkdir -p $@

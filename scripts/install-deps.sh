@@ -12,6 +12,7 @@ PACKAGES=(
   lua-argparse lua-busted lua-socket lua-sec lua-check luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
   nodejs locales
+  libhttp-parser-dev wrk
 )
 
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -138,6 +138,45 @@ describe("OpenResty", function()
   end)
 end)
 
+describe("OpenResty reload", function()
+  local mock, app
+
+  setup(function()
+    mock = mockserver.start("systeme")
+    app = nginx.start(app_conf(mock))
+  end)
+  teardown(function()
+    if app then app:stop() end
+    if mock then mock:stop() end
+  end)
+
+  it("nginx -s reload with 200 calls in flight: every call is answered", function()
+    mock:fault{ match = "/api/tags", method = "GET", times = 200, action = { delay = 2 } }
+    local list = os.tmpname()
+    local f = assert(io.open(list, "w"))
+    for _ = 1, 200 do f:write(('url = "%s/call"\noutput = "/dev/null"\n'):format(app.url)) end
+    f:close()
+    local p = assert(io.popen(("curl -s --no-progress-meter -Z --parallel-max 200 -m 60 -w '%%{http_code}\\n' -K %q")
+      :format(list)))
+    -- Reload once every call has reached the API and waits on it.
+    local in_flight = 0
+    for _ = 1, 100 do
+      in_flight = mock:stats().requests
+      if in_flight >= 200 then break end
+      require("socket").sleep(0.05)
+    end
+    app:reload()
+    local codes = {}
+    for line in p:lines() do codes[line] = (codes[line] or 0) + 1 end
+    p:close()
+    os.remove(list)
+    assert.equal(200, in_flight)
+    assert.same({ ["200"] = 200 }, codes)
+    -- The new workers answer too.
+    assert.equal(200, get(app.url .. "/call").status)
+  end)
+end)
+
 describe("examples/openresty", function()
   local mock, dir, pid_file
 
@@ -160,8 +199,17 @@ describe("examples/openresty", function()
       sh(("kill -QUIT $(cat %q 2>/dev/null) 2>/dev/null; sleep 0.3; kill -KILL $(cat %q 2>/dev/null) 2>/dev/null")
         :format(pid_file, pid_file))
     end
-    if dir then sh(("rm -rf %q"):format(dir)) end
+    local crashed = {}
+    if dir then
+      local f = io.open(dir .. "/logs/error.log")
+      if f then
+        crashed = nginx.crashes(f:read("a"))
+        f:close()
+      end
+      sh(("rm -rf %q"):format(dir))
+    end
     if mock then mock:stop() end
+    assert(#crashed == 0, "nginx worker crashed:\n" .. table.concat(crashed, "\n"))
   end)
 
   it("passes nginx -t as shipped", function()

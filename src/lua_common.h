@@ -48,6 +48,8 @@ void aud_l_push_rl_state(lua_State *L, const struct aud_rl_state *s, double now)
 /* audience.http userdata and curl_version; initialises libcurl first,
  * so it must be the first part opened. */
 void aud_l_open_http(lua_State *L);
+/* http1_request and http1_parser: the sans-I/O HTTP/1.1 codec. */
+void aud_l_open_http1(lua_State *L);
 /* audience.multi userdata (parallel requests); after aud_l_open_http. */
 void aud_l_open_multi(lua_State *L);
 /* audience.limiter userdata. */

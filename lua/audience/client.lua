@@ -460,8 +460,10 @@ function M.new(provider, opts)
     timeout = o.timeout, connect_timeout = o.connect_timeout, verify_tls = o.verify_tls,
     ca_file = o.ca_file, proxy = o.proxy, user_agent = o.user_agent or user_agent(),
     max_body = o.max_body,
+    -- The ngx transport's connection pools (libcurl keeps its own cache).
+    keepalive_pool = o.keepalive_pool, keepalive_timeout = o.keepalive_timeout,
   }
-  local t = transport.new(o.transport, self._transport_settings, o.thread_pool)
+  local t = transport.new(o.transport, self._transport_settings)
   self._http, self._sleep, self._now, self._transport_name = t.http, t.sleep, t.now, t.name
 
   local rl = {}

@@ -50,7 +50,8 @@ local COMMON = {
   base_url = "url", timeout = "positive", connect_timeout = "positive", retries = "count",
   rate_limit = "rate_limit", user_agent = "secret", proxy = "string", ca_file = "string",
   verify_tls = "boolean", on_request = "function", on_response = "function",
-  transport = { "curl", "ngx" }, thread_pool = "string", max_body = "positive_integer",
+  transport = { "curl", "ngx" }, max_body = "positive_integer",
+  keepalive_pool = "positive_integer", keepalive_timeout = "positive",
   backoff = "backoff",
 }
 

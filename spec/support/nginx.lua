@@ -34,6 +34,21 @@ end
 local App = {}
 App.__index = App
 
+-- A worker that dies on a signal is a crash whatever the specs saw: nginx starts a
+-- new one and the next request may well succeed.
+local function crashes(log)
+  local found = {}
+  for line in log:gmatch("[^\n]+") do
+    if line:find("exited on signal", 1, true) or line:find("[alert]", 1, true) and line:find("signal", 1, true) then
+      found[#found + 1] = line
+    end
+  end
+  return found
+end
+
+M.crashes = crashes
+
+--- Stops nginx; raises when its error.log tells of a worker crash.
 function App:stop()
   if self.stopped then return end
   self.stopped = true
@@ -42,9 +57,17 @@ function App:stop()
     if not sh(("kill -0 $(cat %q 2>/dev/null) 2>/dev/null"):format(self.dir .. "/nginx.pid")) then break end
     sh("sleep 0.05")
   end
+  local crashed = crashes(self:error_log())
   sh(("kill -KILL $(cat %q 2>/dev/null) 2>/dev/null"):format(self.dir .. "/nginx.pid"))
   sh(("pkill -KILL -f %q"):format("nginx -p " .. self.dir .. "/"))
   sh(("rm -rf %q"):format(self.dir))
+  if #crashed > 0 then error("nginx worker crashed:\n" .. table.concat(crashed, "\n"), 2) end
+end
+
+--- `nginx -s reload`: new workers take over, the old ones finish what they hold.
+function App:reload()
+  local ok, out = sh(("nginx -p %q -c %q -s reload"):format(self.dir .. "/", self.dir .. "/nginx.conf"))
+  if not ok then error("nginx -s reload failed: " .. out) end
 end
 
 function App:error_log()
@@ -70,7 +93,6 @@ function M.start(opts)
     "daemon on;",
     "pid " .. dir .. "/nginx.pid;",
     "error_log " .. dir .. "/error.log warn;",
-    "thread_pool audience threads=16;",
     opts.main or "",
     "events { worker_connections 1024; }",
     "http {",
