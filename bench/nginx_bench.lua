@@ -111,7 +111,9 @@ local upstream = start_nginx(dir, "upstream", ([[
   server {
     listen 127.0.0.1:%d backlog=4096;
     default_type application/json;
-    location /fast/ { return 200 '{"items":[{"id":1,"name":"vip","createdAt":"2024-01-01T00:00:00+00:00"}],"hasMore":false}'; }
+    location /fast/ {
+      return 200 '{"items":[{"id":1,"name":"vip","createdAt":"2024-01-01T00:00:00+00:00"}],"hasMore":false}';
+    }
     location /slow/ {
       content_by_lua_block {
         ngx.sleep(0.1)

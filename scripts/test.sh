@@ -51,7 +51,7 @@ if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
   check "build: clang, LuaJIT"  make -s CC=clang LUA=luajit BUILD=build/clang-luajit
   check "load: LuaJIT" env LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/luajit/?.so;;" \
     luajit -e 'local a = require "audience"; assert(a.systeme{api_key = "k"}); assert(jit)'
-  check "luacheck" luacheck -q lua spec scripts examples
+  check "luacheck" luacheck -q lua spec scripts examples bench
   check "luacheck: tests/" luacheck -q tests
   check "cppcheck: src/" cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr src/
   check "fuzz: targets build, corpora replay" make -s fuzz FUZZ_SECONDS=0
