@@ -23,6 +23,8 @@ local find, type, pairs, ipairs = string.find, type, pairs, ipairs
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
 local MAX_5XX_WAIT = 300
+-- API.md: a quota wait longer than this is returned as rate_limited, not slept.
+local DEFAULT_MAX_WAIT = 120
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -182,45 +184,56 @@ function Client:_wait_for_quota(method, path, url, extra)
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
   for _ = 1, 100000 do
     -- Probing: while the account's count is unknown, one request finds it out and the
-    -- others (other coroutines, workers, processes) wait for its answer.
-    local wait, store_err = lim:acquire(self._now(), self._probe_quota)
+    -- others (other coroutines, workers, processes) wait for its answer. No clock is
+    -- passed: the store reads it under its lock.
+    local wait, store_err = lim:acquire(nil, self._probe_quota)
     if wait == nil then
       -- The shared quota store (Redis) cannot be reached: say so rather than guess.
       return nil, self:_error({ kind = "network", code = "quota_store",
         message = "rate-limit store unavailable: " .. tostring(store_err) }, method, path, url, extra)
     end
     if wait <= 0 then return true end
-    if not rl.wait or (rl.max_wait and waited + wait > rl.max_wait) then
+    -- A wait past max_wait is not slept: the caller learns the real one.
+    if not rl.wait or waited + wait > rl.max_wait then
       return nil, self:_error({
-        kind = "rate_limited", retry_after = wait,
-        message = ("quota of the account is used up; next request allowed in %.3g s"):format(wait),
+        kind = "rate_limited", retry_after = waited + wait,
+        message = ("quota of the account is used up; next request allowed in %.3g s"):format(waited + wait),
       }, method, path, url, extra)
     end
+    if rl.on_wait and wait >= 1 then rl.on_wait(wait) end
     self._sleep(wait)
     waited = waited + wait
   end
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
--- Feeds the limiter what an attempt taught (headers is nil when no answer came).
-function Client:_observe(headers)
-  local names = self._provider.rate_headers
-  if not names then return end
-  local limit, remaining, reset_at
-  if headers then limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now()) end
-  if limit or remaining or reset_at then
-    self._limiter:observe(limit, remaining, reset_at, self._now())
+-- Header-less answers in a row after which this server is taken not to send counts:
+-- one proxy error page must not turn probing off for good.
+local QUIET_ANSWERS = 5
+
+-- Feeds the limiter what an attempt taught. headers is nil when no answer came; sent
+-- then says whether the request may have reached the server.
+function Client:_observe(headers, sent)
+  local lim = self._limiter
+  if not headers then
+    -- Spends nothing it did not have to, and frees the probe.
+    lim:fail(sent)
     return
   end
-  if headers then
-    if not self._probe_quota then return end
+  local names = self._provider.rate_headers
+  if not names then return end
+  local limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
+  if limit or remaining or reset_at then
+    self._quiet = 0
+    self._probe_quota = true
+  elseif self._probe_quota then
+    self._quiet = (self._quiet or 0) + 1
     -- This server does not say: waiting for a count that never comes would only slow
     -- every call down.
-    self._probe_quota = false
+    if self._quiet >= QUIET_ANSWERS then self._probe_quota = false end
   end
-  -- Nothing learned: free the probe so that the next request (this one's retry, say)
-  -- goes out at once.
-  self._limiter:observe(nil, nil, nil, self._now())
+  -- Nothing learned also frees the probe, so the next request goes out at once.
+  lim:observe(limit, remaining, reset_at)
 end
 
 local function snippet(body)
@@ -282,7 +295,7 @@ function Client:_interpret(method, status, body, headers, state)
     -- The server refused it, so repeating is safe whatever the method; the limiter
     -- makes the next attempt wait for the Retry-After.
     if not self._rate_limit.wait then return nil, fields, false end
-    if self._rate_limit.max_wait and (fields.retry_after or 0) > self._rate_limit.max_wait then
+    if (fields.retry_after or 0) > self._rate_limit.max_wait then
       return nil, fields, false
     end
     return nil, fields, true, fields.retry_after and 0 or nil
@@ -292,7 +305,7 @@ function Client:_interpret(method, status, body, headers, state)
   if status == 502 or status == 503 or status == 504 then
     -- "Come back in an hour" from a failing server is reported, not slept on: a cron
     -- job or an nginx worker would stall. max_wait sets the bound (default 5 minutes).
-    local bound = self._rate_limit.max_wait or MAX_5XX_WAIT
+    local bound = self._max_5xx_wait
     if fields.retry_after and fields.retry_after > bound then return nil, fields, false end
     return nil, fields, state.repeatable, fields.retry_after
   end
@@ -367,7 +380,7 @@ function Client:_call(method, path, spec)
     else
       -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
       local kind, message, sent = rbody, rheaders, fourth
-      if self._probe_quota then self:_observe(nil) end
+      self:_observe(nil, sent)
       fields = { kind = (kind == "timeout") and "timeout" or "network", message = message }
       if kind == "tls" or kind == "too_large" then
         fields.code = kind
@@ -472,6 +485,8 @@ function M.new(provider, opts)
   local rl = {}
   for k, v in pairs(o.rate_limit or {}) do rl[k] = v end
   if rl.wait == nil then rl.wait = true end
+  self._max_5xx_wait = rl.max_wait or MAX_5XX_WAIT
+  rl.max_wait = rl.max_wait or DEFAULT_MAX_WAIT
   if not rl.limit and provider.default_budget then
     rl.limit, rl.per = provider.default_budget.limit, provider.default_budget.per
   end
@@ -480,7 +495,7 @@ function M.new(provider, opts)
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
   local key = provider.name .. ":" .. account
-  self._limiter = limiter.new(key, rl)
+  self._limiter = limiter.new(key, rl, self._transport_name)
   self._probe_quota = provider.rate_headers ~= nil
 
   require("audience.resource").attach(self, provider)
