@@ -11,7 +11,19 @@ PACKAGES=(
   nginx libnginx-mod-http-lua
   lua-busted lua-socket lua-sec lua-check luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
+  locales
 )
+
+# The quota specs run the Redis store under a decimal-comma locale.
+ensure_locale() {
+  if locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then return 0; fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' /etc/locale.gen
+  grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' | $sudo tee -a /etc/locale.gen >/dev/null
+  $sudo locale-gen >/dev/null
+}
+trap ensure_locale EXIT
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,7 +46,7 @@ if [ ! -e "$policy" ]; then
   $SUDO chmod +x "$policy"
   created_policy=1
 fi
-cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; ensure_locale; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive

@@ -80,7 +80,8 @@ static void io_error(const struct aud_redis_target *t, const char *what,
                      redisContext *c, int e, char *err, size_t errlen)
 {
     if (e == ETIMEDOUT)
-        snprintf(err, errlen, "redis: %s %s:%d: timed out", what, t->host, t->port);
+        snprintf(err, errlen, "redis: %s %s:%d: timed out after %g s", what, t->host,
+                 t->port, t->timeout);
     else
         snprintf(err, errlen, "redis: %s %s:%d: %s", what, t->host, t->port,
                  c != NULL && c->errstr[0] ? c->errstr : strerror(e));

@@ -18,6 +18,7 @@ struct aud_redis_target {
     size_t user_len;
     char *password; /* NULL when the URL has none; never in a message */
     size_t password_len;
+    double timeout; /* for messages: the deadline's length */
 };
 
 /* deadline is on the monotonic clock (clock.h). A connected, authenticated

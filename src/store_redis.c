@@ -394,6 +394,7 @@ struct aud_redis_store *aud_redis_store_new(const char *url, size_t url_len,
     r->key[r->key_len] = '\0';
     r->connect_timeout = o->connect_timeout;
     r->timeout = o->timeout;
+    r->t.timeout = o->timeout;
     r->ttl = o->ttl;
 
     unsigned char digest[AUD_SHA1_LEN];
