@@ -98,8 +98,8 @@ local function run_sequence(lim)
   st(203)
   check(lim:observe(nil, 0, nil, 204))
   acq(204); st(204)
-  check(lim:penalize(330))
-  check(lim:penalize(320)) -- never shortened
+  check(lim:penalize(330, 204))
+  check(lim:penalize(320, 204)) -- never shortened
   acq(300); st(300); acq(330); st(331)
   acq(329) -- the clock stepped back
   st(329)

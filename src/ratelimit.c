@@ -307,9 +307,10 @@ double aud_rl_reset_at(double value, enum aud_rl_reset_style style, double now)
     double at;
     if (style != AUD_RL_RESET_DELTA && value > AUD_RL_EPOCH_MS)
         at = value / 1000;
-    else if (style != AUD_RL_RESET_DELTA && value > AUD_RL_EPOCH_S)
-        at = value;
+    else if (style == AUD_RL_RESET_EPOCH || (style == AUD_RL_RESET_AUTO &&
+                                             value > AUD_RL_EPOCH_S))
+        at = value; /* a small epoch is long past: the window has rolled */
     else
-        at = now + value; /* a delay (what a small "epoch" can only mean) */
+        at = now + value;
     return at - now > AUD_RL_RESET_MAX ? NAN : at;
 }

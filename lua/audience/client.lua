@@ -200,7 +200,7 @@ function Client:_wait_for_quota(method, path, url, extra)
         message = ("quota of the account is used up; next request allowed in %.3g s"):format(waited + wait),
       }, method, path, url, extra)
     end
-    if rl.on_wait and wait >= 1 then rl.on_wait(wait) end
+    if rl.on_wait and wait >= 0.5 then rl.on_wait(wait) end
     self._sleep(wait)
     waited = waited + wait
   end

@@ -1,0 +1,190 @@
+-- The quota algorithm at its edges: a window that rolled over, attempts that got no
+-- answer, header numbers out of range, waits too long to sleep, a clock stepping back,
+-- one header-less answer. Each case is run on the memory limiter and on the state blob
+-- (core.limiter_step, what ngx:DICT keeps), which must agree.
+local audience = require "audience"
+local core = require "audience.core"
+local mockserver = require "support.mockserver"
+
+local n = 0
+local function fresh_account()
+  n = n + 1
+  return "edges-" .. n .. "-" .. core.random_hex(4)
+end
+
+-- The same interface over a blob, the way NgxStore drives it.
+local function blob_limiter()
+  local self = { blob = nil }
+  local function step(op, now, ...)
+    local blob, result = core.limiter_step(self.blob, op, now, self.bl, self.bp, ...)
+    self.blob = blob
+    return result
+  end
+  function self.configure(_, limit, per, now) self.bl, self.bp = limit, per; step("configure", now) end
+  function self.acquire(_, now, probe) return step("acquire", now, probe) end
+  function self.observe(_, l, r, reset, now) step("observe", now, l, r, reset) end
+  function self.fail(_, sent, now) step("fail", now, sent) end
+  function self.penalize(_, until_, now) step("penalize", now, until_) end
+  function self.state(_, now) local _, s = core.limiter_step(self.blob, "state", now, self.bl, self.bp) return s end
+  return self
+end
+
+local KINDS = {
+  memory = function() return core.limiter(fresh_account()) end,
+  blob = blob_limiter,
+}
+
+for kind, new in pairs(KINDS) do
+  describe("quota edges (" .. kind .. ")", function()
+    it("holds a used-up window after a roll-over until an answer of the new window says when it resets", function()
+      local lim = new()
+      lim:observe(50, 0, 100, 90)
+      assert.is_true(lim:acquire(95) > 4) -- waits for the reset
+      -- Rolled over: 50 may go, the 51st must not, though nobody knows the reset yet.
+      for i = 1, 50 do assert.equal(0, lim:acquire(100.5), "grant " .. i) end
+      assert.is_true(lim:acquire(100.6) > 0, "a 51st request went out into a full window")
+      -- The first answer of the new window frees them: it says when to come back.
+      lim:observe(50, 0, 160, 100.7)
+      local wait = lim:acquire(100.8)
+      assert.is_true(wait > 59 and wait < 60, tostring(wait))
+    end)
+
+    it("bounds that hold when no answer ever comes", function()
+      local lim = new()
+      lim:observe(5, 0, 100, 90)
+      for _ = 1, 5 do assert.equal(0, lim:acquire(100)) end
+      assert.is_true(lim:acquire(101) > 0)
+      assert.equal(0, lim:acquire(102.1)) -- held at most AUD_RL_PROBE_HOLD (2 s)
+    end)
+
+    it("spends nothing on attempts that got no answer, and frees the probe", function()
+      local lim = new()
+      -- 20 calls x 3 attempts that could not connect, before any count was known.
+      for i = 1, 60 do
+        assert.equal(0, lim:acquire(100 + i * 0.01, true), "attempt " .. i)
+        lim:fail(false, 100 + i * 0.01)
+      end
+      assert.equal(0, lim:acquire(101, true))
+      lim:observe(50, 40, 130, 101.1)
+      assert.equal(40, lim:state(101.1).remaining)
+      -- With a known count, a request never sent is given back; one that may have
+      -- reached the server stays spent.
+      assert.equal(0, lim:acquire(102))
+      lim:fail(false, 102)
+      assert.equal(40, lim:state(102).remaining)
+      assert.equal(0, lim:acquire(102))
+      lim:fail(true, 102)
+      assert.equal(39, lim:state(102).remaining)
+    end)
+
+    it("gives the client budget back for a request never sent", function()
+      local lim = new()
+      lim:configure(3, 100, 100)
+      for _ = 1, 10 do
+        assert.equal(0, lim:acquire(100))
+        lim:fail(false, 100)
+      end
+      assert.is_true(math.abs(lim:state(100).tokens - 3) < 1e-9)
+    end)
+
+    it("never holds for a reset in the past (a clock ahead of the server's)", function()
+      local lim = new()
+      -- Every answer's reset is 15 s ago by this clock: the window has rolled.
+      for i = 1, 20 do
+        local now = 1000 + i
+        assert.equal(0, lim:acquire(now, true), "call " .. i)
+        lim:observe(50, 50 - i, now - 15, now)
+      end
+    end)
+
+    it("ignores a lying count: more left than the limit, or absurd numbers", function()
+      local lim = new()
+      lim:observe(10, 500, 200, 100)
+      assert.equal(10, lim:state(100).remaining)
+      lim:observe(1e15, -5, 200, 100)
+      local s = lim:state(100)
+      assert.equal(10, s.limit)
+      assert.equal(10, s.remaining)
+    end)
+
+    it("keeps a penalty a length of time when the wall clock steps back", function()
+      local lim = new()
+      lim:penalize(130, 100) -- Retry-After: 30
+      local wait = lim:acquire(40) -- the clock stepped back a minute
+      assert.is_true(wait > 0 and wait <= 30, tostring(wait))
+      assert.equal(0, lim:acquire(40 + wait))
+    end)
+  end)
+end
+
+describe("quota header numbers", function()
+  local SYS = { limit = "x-ratelimit-limit", remaining = "x-ratelimit-remaining",
+                reset = "x-ratelimit-refill", reset_style = "auto" }
+  local now = 1700000000
+
+  it("reads Refill as a delay, a Unix time, or a Unix time in milliseconds", function()
+    local _, _, at = core.parse_rate_headers({ ["x-ratelimit-refill"] = "30" }, SYS, now)
+    assert.equal(now + 30, at)
+    _, _, at = core.parse_rate_headers({ ["x-ratelimit-refill"] = tostring(now + 30) }, SYS, now)
+    assert.equal(now + 30, at)
+    _, _, at = core.parse_rate_headers({ ["x-ratelimit-refill"] = tostring((now + 30) * 1000) }, SYS, now)
+    assert.equal(now + 30, at)
+  end)
+
+  it("drops a reset further ahead than a day (a delay of 999999999, a misread stamp)", function()
+    for _, v in ipairs({ "999999999", tostring((now + 10 * 86400) * 1000), "-5" }) do
+      local _, _, at = core.parse_rate_headers({ ["x-ratelimit-refill"] = v }, SYS, now)
+      assert.is_nil(at, v)
+    end
+  end)
+
+  it("keeps the real Retry-After value: no silent clamp", function()
+    assert.equal(999999, core.parse_retry_after("999999", now))
+  end)
+end)
+
+describe("quota waits in the client", function()
+  local m
+  setup(function() m = mockserver.start("systeme") end)
+  teardown(function() if m then m:stop() end end)
+  before_each(function() m:reset() end)
+
+  it("does not sleep a Retry-After past max_wait (default 120 s): rate_limited with the real value", function()
+    m:fault{ match = "/api/tags", times = 1, action = { status = 429, headers = { ["Retry-After"] = "999999" } } }
+    local c = audience.systeme{ api_key = "test-key", base_url = m.url, rate_limit = { account = fresh_account() } }
+    local t0 = core.monotonic()
+    local _, err = c.tags:list()
+    assert.is_true(core.monotonic() - t0 < 5)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(999999, err.retry_after)
+    -- The next call does not go out either: the account is penalized.
+    local _, again = c.tags:list()
+    assert.equal("rate_limited", again.kind)
+    assert.is_true(again.retry_after > 999990, tostring(again.retry_after))
+    assert.equal(1, m:stats().requests)
+    c:close()
+  end)
+
+  it("sleeps a wait within max_wait, and tells on_wait", function()
+    m:fault{ match = "/api/tags", times = 1, action = { status = 429, headers = { ["Retry-After"] = "1" } } }
+    local told = {}
+    local c = audience.systeme{ api_key = "test-key", base_url = m.url,
+      rate_limit = { account = fresh_account(), max_wait = 5, on_wait = function(s) told[#told + 1] = s end } }
+    assert(c.tags:list())
+    assert.equal(1, #told)
+    assert.is_true(told[1] > 0.5 and told[1] <= 1.01, tostring(told[1]))
+    c:close()
+  end)
+
+  it("turns probing off only after several header-less answers in a row", function()
+    local c = audience.systeme{ api_key = "test-key", base_url = m.url, rate_limit = { account = fresh_account() } }
+    c:_observe({}) -- one proxy error page
+    assert.is_true(c._probe_quota)
+    c:_observe({ ["x-ratelimit-limit"] = "10", ["x-ratelimit-remaining"] = "9" })
+    for _ = 1, 4 do c:_observe({}) end
+    assert.is_true(c._probe_quota)
+    c:_observe({})
+    assert.is_false(c._probe_quota)
+    c:close()
+  end)
+end)
