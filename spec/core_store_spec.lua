@@ -513,7 +513,7 @@ describe("core.limiter_redis", function()
     -- One value: the state blob, its format's magic first.
     local blob = srv:command("GET", "audience:rl:" .. name)
     assert.equal("ARL4", blob:sub(1, 4))
-    assert.equal(100, #blob)
+    assert.equal(116, #blob)
   end)
 
   it("sets a TTL that outlives known resets and penalties", function()
@@ -545,7 +545,7 @@ describe("core.limiter_redis", function()
     assert.equal(0, lim:acquire(100))               -- ours comes back, bucket full
     assert.equal(3, other:state(100).budget_limit)
     -- Garbage somebody else wrote there reads as fresh state.
-    srv:command("SET", "audience:rl:" .. name, "ARL4" .. string.rep("\255", 96))
+    srv:command("SET", "audience:rl:" .. name, "ARL4" .. string.rep("\255", 112))
     local s = other:state(100)
     assert.is_nil(s.budget_limit)
     assert.is_nil(s.remaining)

@@ -18,6 +18,8 @@ void aud_rl_init(struct aud_rl_state *s)
     s->blind = 0;
     s->blind_at = NAN;
     s->unsure_at = NAN;
+    s->inflight = 0;
+    s->inflight_at = NAN;
 }
 
 void aud_rl_step_init(struct aud_rl_step *st, enum aud_rl_op op, double now)
@@ -54,10 +56,15 @@ static void advance(struct aud_rl_state *s, double now)
          * stamp would starve the bucket until the clock caught up. */
         s->tokens_at = now;
     }
+    if (s->inflight > 0 && !(now - s->inflight_at < AUD_RL_INFLIGHT_TTL) &&
+        !(now < s->inflight_at))
+        s->inflight = 0;
     if (!isnan(s->reset_at) && now >= s->reset_at) {
         /* The new window's reset is unknown until one of its answers
-         * tells; acquire holds a used-up window until then. */
-        s->remaining = s->limit; /* NaN if the size was never reported */
+         * tells; acquire holds a used-up window until then. Requests
+         * still out may reach the server after its roll-over and count
+         * in the new window. */
+        s->remaining = fmax(0, s->limit - s->inflight); /* NaN if never reported */
         s->reset_at = NAN;
         s->unsure_at = NAN;
     }
@@ -120,8 +127,12 @@ static double acquire(struct aud_rl_state *s, double now, int probe)
         return wait;
     if (has_budget(s))
         s->tokens -= 1;
+    s->inflight += 1;
+    s->inflight_at = now;
     if (!isnan(s->remaining)) {
-        s->remaining -= 1;
+        /* A grant past a bounded hold goes out on the server's word
+         * (a 429 and its Retry-After), not on a negative count. */
+        s->remaining = fmax(0, s->remaining - 1);
     } else {
         s->blind += 1;
         s->blind_at = now;
@@ -154,7 +165,7 @@ static void observe(struct aud_rl_state *s, double limit, double remaining,
         /* The first count learned: it covers the request it answers, but
          * the other requests sent blind (other workers, other processes)
          * may not have reached the server yet. */
-        s->remaining = remaining - fmax(0, s->blind - 1);
+        s->remaining = fmax(0, remaining - fmax(0, s->blind - 1));
         s->blind = 0;
         s->blind_at = NAN;
     } else if (!isnan(reset_at) && reset_at <= now) {
@@ -211,10 +222,12 @@ void aud_rl_apply(struct aud_rl_state *s, struct aud_rl_step *st)
         st->wait = acquire(s, now, st->flag);
         break;
     case AUD_RL_OBSERVE:
+        s->inflight = fmax(0, s->inflight - 1);
         observe(s, aud_rl_count(st->arg[0]), aud_rl_count(st->arg[1]),
                 st->arg[2], now);
         break;
     case AUD_RL_FAIL:
+        s->inflight = fmax(0, s->inflight - 1);
         fail(s, st->flag);
         break;
     case AUD_RL_PENALIZE:
@@ -236,6 +249,7 @@ static double *field(struct aud_rl_state *s, int i)
         &s->budget_limit, &s->budget_per, &s->tokens,        &s->tokens_at,
         &s->limit,        &s->remaining,  &s->reset_at,      &s->blocked_until,
         &s->penalty_len,  &s->blind,      &s->blind_at,      &s->unsure_at,
+        &s->inflight,     &s->inflight_at,
     };
     return f[i];
 }
@@ -267,7 +281,7 @@ static int plausible(const struct aud_rl_state *s)
             ? isnan(s->budget_per) && isnan(s->tokens) && isnan(s->tokens_at)
             : s->budget_limit > 0 && s->budget_per > 0 && !isnan(s->tokens) &&
                   !isnan(s->tokens_at);
-    return budget_ok && s->blind >= 0 && !(s->penalty_len < 0) &&
+    return budget_ok && s->blind >= 0 && s->inflight >= 0 && !(s->penalty_len < 0) &&
            !(s->limit < 1);
 }
 

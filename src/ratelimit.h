@@ -26,6 +26,7 @@
 #define AUD_RL_RESET_MAX 86400.0 /* seconds ahead of now */
 #define AUD_RL_EPOCH_MS 1e12     /* above: a Unix time in milliseconds */
 #define AUD_RL_EPOCH_S 1e9       /* above: a Unix time in seconds */
+#define AUD_RL_INFLIGHT_TTL 60.0
 
 struct aud_rl_state {
     double budget_limit; /* bucket capacity; NaN when no budget is set */
@@ -44,11 +45,17 @@ struct aud_rl_state {
     /* When the last request went out while the window's reset was
      * unknown; NaN once an answer said when it resets. */
     double unsure_at;
+    /* Granted requests not answered yet (0 when none), and when the last
+     * went out: at a roll-over they may still land in the new window.
+     * Forgotten INFLIGHT_TTL after the last grant, so a process that died
+     * with requests out cannot shrink every window after it. */
+    double inflight;
+    double inflight_at;
 };
 
-/* The blob: "ARL4" then the 12 fields above in declaration order, each an
+/* The blob: "ARL4" then the 14 fields above in declaration order, each an
  * IEEE-754 double stored big-endian, whatever the host's byte order. */
-#define AUD_RL_NFIELDS 12
+#define AUD_RL_NFIELDS 14
 #define AUD_RL_BLOB_LEN (4 + 8 * AUD_RL_NFIELDS)
 
 enum aud_rl_reset_style {

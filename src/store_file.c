@@ -8,8 +8,7 @@
  *        0    4  length of the account name, big-endian
  *        4   32  the name, zero-padded; a longer name is stored as its
  *                SHA-256
- *       36  100  the state blob (ratelimit.h)
- *      136   16  zero
+ *       36  116  the state blob (ratelimit.h)
  *      152    8  FNV-1a 64 of bytes 0..151, big-endian
  *
  * Crash safety: a record is only ever rewritten whole, in place, under an
@@ -46,6 +45,8 @@
 #define OFF_BLOB 36
 #define OFF_SUM 152
 #define SCAN_BATCH 32
+
+_Static_assert(OFF_BLOB + AUD_RL_BLOB_LEN <= OFF_SUM, "the blob fits a record");
 
 static const char MAGIC[16] = "audience-quota1\n";
 
