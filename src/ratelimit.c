@@ -165,7 +165,7 @@ static void observe(struct aud_rl_state *s, double limit, double remaining,
         /* The first count learned: it covers the request it answers, but
          * the other requests sent blind (other workers, other processes)
          * may not have reached the server yet. */
-        s->remaining = fmax(0, remaining - fmax(0, s->blind - 1));
+        s->remaining = fmax(0, remaining - fmax(s->inflight, s->blind - 1));
         s->blind = 0;
         s->blind_at = NAN;
     } else if (!isnan(reset_at) && reset_at <= now) {
@@ -176,7 +176,9 @@ static void observe(struct aud_rl_state *s, double limit, double remaining,
         finished(s);
     } else if (!isnan(reset_at) && !isnan(s->reset_at) &&
                fabs(s->reset_at - reset_at) > 1.0) {
-        s->remaining = remaining; /* a different, current window */
+        /* A different, current window. The requests still out were
+         * granted against the old count and may land in this one. */
+        s->remaining = fmax(0, remaining - s->inflight);
     } else {
         /* Answers to concurrent requests arrive in any order, and the
          * local count since a roll-over includes requests the server has
