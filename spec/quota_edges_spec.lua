@@ -188,3 +188,38 @@ describe("quota waits in the client", function()
     c:close()
   end)
 end)
+
+describe("quota store selection", function()
+  local function refusal(store)
+    local ok, err = pcall(audience.systeme, { api_key = "test-key", base_url = "http://127.0.0.1:9",
+      rate_limit = { store = store } })
+    assert.is_false(ok, "expected an error for a store")
+    return tostring(err)
+  end
+
+  it("never echoes a store URL or its password", function()
+    local msg = refusal("rediss://:S3cretPass@cache.example:6380/2")
+    assert.matches("TLS to Redis is not supported by this build", msg)
+    assert.is_nil(msg:find("S3cretPass", 1, true), msg)
+    msg = refusal("memcached://:S3cretPass@cache.example")
+    assert.matches("not supported", msg)
+    assert.is_nil(msg:find("S3cretPass", 1, true), msg)
+    msg = refusal("redis://:S3cretPass@cache.example:99999")
+    assert.matches("bad port", msg)
+    assert.is_nil(msg:find("S3cretPass", 1, true), msg)
+  end)
+
+  it("raises at construction when the file store cannot be opened, naming the path", function()
+    local msg = refusal("file:/nonexistent-dir/quota")
+    assert.matches("/nonexistent%-dir/quota", msg)
+    assert.matches("No such file or directory", msg)
+  end)
+
+  it("refuses the file store inside nginx, pointing at ngx:DICT", function()
+    local limiter = require "audience.limiter"
+    local ok, err = pcall(limiter.new, "systeme:x", { store = "file:/tmp/never-created" }, "ngx")
+    assert.is_false(ok)
+    assert.matches("ngx:DICT", tostring(err))
+    assert.is_nil(io.open("/tmp/never-created"))
+  end)
+end)

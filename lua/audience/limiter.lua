@@ -108,7 +108,9 @@ function M.new(key, settings, transport)
     if not ok then
       -- The C side never quotes the URL; the message is rebuilt anyway so nothing of
       -- it can leak through a wrapper.
-      error("audience: rate_limit.store (redis): " .. tostring(lim):gsub("^.-(url[:%s])", "%1"), 0)
+      local msg = tostring(lim)
+      msg = msg:match("%((url.*)%)$") or msg:match("(url.*)$") or msg:match("(redis: .*)$") or "cannot be used"
+      error("audience: rate_limit.store (redis): " .. msg, 0)
     end
     limiter = lim
   else
