@@ -223,3 +223,35 @@ describe("quota store selection", function()
     assert.is_nil(io.open("/tmp/never-created"))
   end)
 end)
+
+describe("the command's progress line", function()
+  it("shows a quota wait: \"waiting for quota, 34 s\"", function()
+    local written = {}
+    local err = {
+      write = function(self, ...)
+        for _, s in ipairs({ ... }) do written[#written + 1] = s end
+        return self
+      end,
+      flush = function() end,
+    }
+    local ctx = { err = err, progress = "plain" }
+    local p = require("audience.cli_output").Progress.new(ctx, "import", 10)
+    p:add(3)
+    ctx.quota_wait(33.2)
+    local text = table.concat(written)
+    assert.matches("import 3/10 30%%.*, waiting for quota, 34 s\n", text)
+    p:finish()
+    assert.is_nil(ctx.quota_wait)
+  end)
+
+  it("is told by the client: the command's client waits longer and reports it", function()
+    local seen
+    local ctx = { getenv = function(name) return name == "SYSTEME_API_KEY" and "k" or nil end,
+                  quota_wait = function(s) seen = s end }
+    local c = require("audience.cli_client").make_client(ctx, "systeme", {})
+    assert.is_true(c._rate_limit.max_wait > 3600)
+    c._rate_limit.on_wait(12)
+    assert.equal(12, seen)
+    c:close()
+  end)
+end)
