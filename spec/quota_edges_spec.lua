@@ -255,3 +255,38 @@ describe("the command's progress line", function()
     c:close()
   end)
 end)
+
+describe("ngx:DICT store", function()
+  it("reads the clock after taking its lock, not before", function()
+    -- ngx.now() is cached per event-loop turn; the lock is held by another worker for
+    -- 0.5 s. A clock read before the lock would be 0.5 s stale.
+    local real, cached = 100.0, 100.0
+    local data, busy = {}, 0
+    local dict = {
+      get = function(_, k) return data[k] end,
+      set = function(_, k, v) data[k] = v; return true end,
+      add = function(_, k, v)
+        if busy > 0 then busy = busy - 1; return false, "exists" end
+        data[k] = v
+        return true
+      end,
+      delete = function(_, k) data[k] = nil end,
+    }
+    local fake = { shared = { q = dict }, now = function() return cached end,
+                   update_time = function() cached = real end,
+                   sleep = function(s) real = real + s end }
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", fake)
+    package.loaded["audience.limiter"] = nil
+    local ok, err = pcall(function()
+      local lim = require("audience.limiter").new("systeme:clock", { store = "ngx:q", limit = 1, per = 1 })
+      assert.equal(0, lim:acquire(nil, false))      -- the bucket's one token, at 100.0
+      busy = 500                                     -- 500 x ngx.sleep(0.001)
+      local wait = lim:acquire(nil, false)
+      assert.is_true(math.abs(wait - 0.5) < 0.01, "wait " .. wait .. " (a stale clock gives 1)")
+    end)
+    rawset(_G, "ngx", saved)
+    package.loaded["audience.limiter"] = nil
+    assert(ok, err)
+  end)
+end)
