@@ -23,8 +23,9 @@ local find, type, pairs, ipairs = string.find, type, pairs, ipairs
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
 local MAX_5XX_WAIT = 300
--- API.md: a quota wait longer than this is returned as rate_limited, not slept.
-local DEFAULT_MAX_WAIT = 120
+local DEFAULT_MAX_WAIT = 120 -- API.md: a longer quota wait is returned as rate_limited
+-- Header-less answers in a row after which a server is taken not to send counts.
+local QUIET_ANSWERS = 5
 
 local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
@@ -184,8 +185,7 @@ function Client:_wait_for_quota(method, path, url, extra)
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
   for _ = 1, 100000 do
     -- Probing: while the account's count is unknown, one request finds it out and the
-    -- others (other coroutines, workers, processes) wait for its answer. No clock is
-    -- passed: the store reads it under its lock.
+    -- others (coroutines, workers, processes) wait for it. The store reads the clock.
     local wait, store_err = lim:acquire(nil, self._probe_quota)
     if wait == nil then
       -- The shared quota store (Redis) cannot be reached: say so rather than guess.
@@ -196,8 +196,8 @@ function Client:_wait_for_quota(method, path, url, extra)
     -- A wait past max_wait is not slept: the caller learns the real one.
     if not rl.wait or waited + wait > rl.max_wait then
       return nil, self:_error({
-        kind = "rate_limited", retry_after = waited + wait,
-        message = ("quota of the account is used up; next request allowed in %.3g s"):format(waited + wait),
+        kind = "rate_limited", retry_after = wait,
+        message = ("quota of the account is used up; next request allowed in %.3g s"):format(wait),
       }, method, path, url, extra)
     end
     if rl.on_wait and wait >= 0.5 then rl.on_wait(wait) end
@@ -207,19 +207,10 @@ function Client:_wait_for_quota(method, path, url, extra)
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
--- Header-less answers in a row after which this server is taken not to send counts:
--- one proxy error page must not turn probing off for good.
-local QUIET_ANSWERS = 5
-
--- Feeds the limiter what an attempt taught. headers is nil when no answer came; sent
--- then says whether the request may have reached the server.
+-- Feeds the limiter what an attempt taught. headers is nil when no answer came (sent:
+-- it may have reached the server); that spends nothing needlessly and frees the probe.
 function Client:_observe(headers, sent)
-  local lim = self._limiter
-  if not headers then
-    -- Spends nothing it did not have to, and frees the probe.
-    lim:fail(sent)
-    return
-  end
+  if not headers then return self._limiter:fail(sent) end
   local names = self._provider.rate_headers
   if not names then return end
   local limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
@@ -228,12 +219,11 @@ function Client:_observe(headers, sent)
     self._probe_quota = true
   elseif self._probe_quota then
     self._quiet = (self._quiet or 0) + 1
-    -- This server does not say: waiting for a count that never comes would only slow
-    -- every call down.
+    -- Several in a row (not one proxy error page): waiting for a count that never
+    -- comes would only slow every call down.
     if self._quiet >= QUIET_ANSWERS then self._probe_quota = false end
   end
-  -- Nothing learned also frees the probe, so the next request goes out at once.
-  lim:observe(limit, remaining, reset_at)
+  self._limiter:observe(limit, remaining, reset_at) -- nothing learned also frees the probe
 end
 
 local function snippet(body)
