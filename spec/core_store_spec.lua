@@ -775,7 +775,9 @@ end
   it("works the same under a decimal-comma locale (LC_NUMERIC=de_DE.UTF-8)", function()
     assert(os.setlocale("de_DE.UTF-8", "numeric") or os.setlocale("de_DE.utf8", "numeric"),
       "the de_DE.UTF-8 locale is missing (scripts/install-deps.sh generates it)")
-    assert.equal("1,5", string.format("%.1f", 1.5))
+    -- Lua 5.4 formats through the C library, so this shows the locale took; LuaJIT
+    -- formats numbers itself, but the core's C code still sees the locale.
+    if not LUAJIT then assert.equal("1,5", string.format("%.1f", 1.5)) end
     local ok, err = pcall(function()
       local lim = new()
       assert_same_sequence(expected_sequence(), run_sequence(lim))
