@@ -22,10 +22,14 @@ local dir = assert(io.popen("mktemp -d /tmp/audience-bench.XXXXXX")):read("l")
 local worker = here .. "/../spec/support/quota_worker.lua"
 
 local ok, err = pcall(function()
-  for _, store in ipairs{ "file:" .. dir .. "/quota.state", redis.url } do
-    local name = store:match("^(%a+)")
+  -- Each run gets a store of its own (a new file, another Redis database): the mock's
+  -- windows start afresh, and a state left by the run before would describe a window
+  -- the mock no longer has.
+  for _, base in ipairs{ "file:" .. dir .. "/quota-%d.state", redis.url .. "/%d" } do
+    local name = base:match("^(%a+)")
     local times, limited = {}, 0
     for run = 1, RUNS do
+      local store = base:format(run)
       m:reset(CONFIG)
       local g = processes.group()
       local started = core.monotonic()

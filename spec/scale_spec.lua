@@ -55,9 +55,11 @@ describe("a quota shared across processes", function()
     if dir then os.execute(("rm -rf %q"):format(dir)) end
   end)
 
+  -- A store of its own for each run: the mock's windows start afresh with m:reset.
+  local runs = 0
   local stores = {
-    { "file", function() return "file:" .. dir .. "/quota.state" end },
-    { "redis", function() return redis.url end },
+    { "file", function() runs = runs + 1; return ("file:%s/quota-%d.state"):format(dir, runs) end },
+    { "redis", function() runs = runs + 1; return ("%s/%d"):format(redis.url, runs) end },
   }
 
   it("runs Redis with a password: without it the store is refused", function()
