@@ -50,7 +50,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all install install-luajit uninstall test deps examples clean dist
+.PHONY: all install install-luajit uninstall test deps examples clean
 
 all: $(CORE)
 
@@ -63,20 +63,12 @@ $(CORE): $(OBJECTS) | $(BUILD)/audience
 $(BUILD)/obj $(BUILD)/audience:
 	mkdir -p $@
 
-# Every module under lua/audience, whatever folders it is split into. The command's
-# first line names the interpreter it was installed for, so that after install-luajit it
-# runs under LuaJIT and finds the LuaJIT build of the core.
-LUA_MODULES := $(shell find lua/audience -name '*.lua' | sort)
-LUA_INTERPRETER ?= $(LUA)
-
 install: $(CORE)
-	install -d $(DESTDIR)$(INST_LIBDIR)/audience $(DESTDIR)$(INST_BINDIR)
-	for f in $(LUA_MODULES); do \
-	  install -D -m 644 "$$f" "$(DESTDIR)$(INST_LUADIR)/$${f#lua/}" || exit 1; \
-	done
+	install -d $(DESTDIR)$(INST_LUADIR)/audience/providers $(DESTDIR)$(INST_LIBDIR)/audience $(DESTDIR)$(INST_BINDIR)
+	install -m 644 lua/audience/*.lua $(DESTDIR)$(INST_LUADIR)/audience/
+	install -m 644 lua/audience/providers/*.lua $(DESTDIR)$(INST_LUADIR)/audience/providers/
 	install -m 755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/audience/core.so
-	sed '1s|^#!.*|#!/usr/bin/env $(LUA_INTERPRETER)|' bin/audience > $(BUILD)/audience.bin
-	install -m 755 $(BUILD)/audience.bin $(DESTDIR)$(INST_BINDIR)/audience
+	install -m 755 bin/audience $(DESTDIR)$(INST_BINDIR)/audience
 
 # The same sources for LuaJIT (OpenResty, luajit): share/lua/5.1 and lib/lua/5.1.
 install-luajit:
@@ -97,28 +89,6 @@ examples: all
 
 clean:
 	rm -rf build
-
-# ---- release --------------------------------------------------------------------
-# `make dist [DIST_URL=https://host/path]`: build/dist/audience-VERSION.tar.gz from the
-# committed tree, the rockspec whose source is that tarball (its md5 included), and the
-# .src.rock that `luarocks upload` takes. Without DIST_URL the rockspec names the tarball
-# by file name, so `luarocks build` works next to it, offline.
-VERSION  := $(patsubst audience-%-1.rockspec,%,$(wildcard audience-*-1.rockspec))
-DIST     := build/dist
-DIST_URL ?=
-DIST_TAR := $(DIST)/audience-$(VERSION).tar.gz
-DIST_ROCKSPEC := $(DIST)/audience-$(VERSION)-1.rockspec
-
-dist:
-	mkdir -p $(DIST)
-	git archive --format=tar.gz --prefix=audience-$(VERSION)/ -o $(DIST_TAR) HEAD
-	md5=$$(md5sum $(DIST_TAR) | cut -d' ' -f1); \
-	url=$(if $(DIST_URL),$(DIST_URL)/)audience-$(VERSION).tar.gz; \
-	sed -e "s|^  url = \".*\",|  url = \"$$url\",\n  md5 = \"$$md5\",|" \
-	  audience-$(VERSION)-1.rockspec > $(DIST_ROCKSPEC)
-	grep -q '^  md5 = ' $(DIST_ROCKSPEC)
-	cd $(DIST) && rm -f audience-$(VERSION)-1.src.rock && luarocks pack audience-$(VERSION)-1.rockspec >/dev/null
-	@echo "dist: $(DIST_TAR) $(DIST_ROCKSPEC) $(DIST)/audience-$(VERSION)-1.src.rock"
 
 # ---- memory safety and fuzzing ------------------------------------------------------
 

@@ -1,10 +1,8 @@
 package = "audience"
 version = "0.1.0-1"
--- `make dist` writes this file's published copy next to the tarball, with the tarball's
--- md5 and, when DIST_URL is given, the address it is published at.
 source = {
-  url = "audience-0.1.0.tar.gz",
-  dir = "audience-0.1.0",
+  url = "git+file:///audience",
+  tag = "v0.1.0",
 }
 description = {
   summary = "Email audiences on Systeme.io, Creamailer and SubscribeFlow from Lua, with a C core",
@@ -33,6 +31,5 @@ build = {
     INST_LUADIR = "$(LUADIR)",
     INST_LIBDIR = "$(LIBDIR)",
     INST_BINDIR = "$(BINDIR)",
-    LUA_INTERPRETER = "$(LUA)",
   },
 }
