@@ -149,7 +149,7 @@ $(BUILD)/tests:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build/fuzz
-FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json http1
+FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json http1 rl_state
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
                $(FUZZ_SAN) $(CURL_CFLAGS) -Isrc

@@ -59,7 +59,7 @@ if [ ! -e "$policy" ]; then
   $SUDO chmod +x "$policy"
   created_policy=1
 fi
-cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; ensure_locale; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive

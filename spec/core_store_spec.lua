@@ -39,6 +39,9 @@ local function file_size(path)
   return #(read_file(path) or "")
 end
 
+-- store_file.c's layout: a header of its own, then one record per account.
+local HEADER, REC = 160, 160
+
 local temp_files = {}
 local function temp_path()
   local p = os.tmpname()
@@ -95,8 +98,8 @@ local function run_sequence(lim)
   st(203)
   check(lim:observe(nil, 0, nil, 204))
   acq(204); st(204)
-  check(lim:penalize(330))
-  check(lim:penalize(320)) -- never shortened
+  check(lim:penalize(330, 204))
+  check(lim:penalize(320, 204)) -- never shortened
   acq(300); st(300); acq(330); st(331)
   acq(329) -- the clock stepped back
   st(329)
@@ -271,23 +274,25 @@ describe("core.limiter_file", function()
       assert.is_true(lim:acquire(100) > 0)
       assert.equal(i, lim:state(100).budget_limit)
     end
-    assert.equal(5 * 128, file_size(path))
+    assert.equal(HEADER + 5 * REC, file_size(path))
     for _, lim in ipairs(lims) do lim:close() end
   end)
 
-  it("treats a corrupted file as fresh state and repairs it", function()
+  it("treats corrupted records as fresh state and repairs them", function()
     local name = account()
     local a = assert(core.limiter_file(path, name))
     a:configure(5, 100, 100)
     for _ = 1, 5 do assert.equal(0, a:acquire(100)) end
     assert.is_true(a:acquire(100) > 0)
-    local rec = read_file(path)
+    local all = read_file(path)
+    local head, rec = all:sub(1, HEADER), all:sub(HEADER + 1, HEADER + REC)
     local cases = {
-      garbage(1000),                                  -- random bytes
-      "",                                             -- emptied
-      rec:sub(1, 60),                                 -- torn: half a record
-      rec:sub(1, 100) .. garbage(28),                 -- valid header, bad checksum
-      rec:sub(1, 127) .. string.char((rec:byte(128) + 1) % 256), -- one bit of checksum
+      head .. garbage(1000),                          -- random records
+      head,                                           -- records gone
+      "",                                             -- emptied: a new file
+      head .. rec:sub(1, 60),                         -- torn: half a record
+      head .. rec:sub(1, 100) .. garbage(60),         -- valid start, bad checksum
+      head .. rec:sub(1, REC - 1) .. string.char((rec:byte(REC) + 1) % 256), -- one bit of checksum
     }
     for i, bytes in ipairs(cases) do
       write_file(path, bytes)
@@ -306,9 +311,39 @@ describe("core.limiter_file", function()
       local again = assert(core.limiter_file(path, name))
       assert.equal(5, again:state(100).budget_limit)
       again:close()
-      assert.is_true(file_size(path) <= math.max(#bytes - #bytes % 128, 0) + 128, "case " .. i)
+      local body = math.max(#bytes - HEADER, 0)
+      assert.is_true(file_size(path) <= HEADER + body - body % REC + REC, "case " .. i)
     end
     a:close()
+  end)
+
+  it("refuses, untouched, a file that is not its own, a symlink, a directory", function()
+    local foreign = temp_path()
+    local text = "my notes\n" .. string.rep("do not overwrite me\n", 20)
+    write_file(foreign, text)
+    local lim, err = core.limiter_file(foreign, "a")
+    assert.is_nil(lim)
+    assert.equal("file: " .. foreign .. ": exists and is not an audience quota file (left untouched)", err)
+    assert.equal(text, read_file(foreign))
+    -- A symbolic link is refused even when it points at a good quota file.
+    local link = temp_path()
+    os.remove(link)
+    assert(os.execute("ln -s " .. shell_quote(path) .. " " .. shell_quote(link)))
+    lim, err = core.limiter_file(link, "a")
+    assert.is_nil(lim)
+    assert.matches("^file: .*: is a symbolic link %(refused%)$", err)
+    -- A link to a file that does not exist yet is not followed to create it.
+    local target = temp_path()
+    os.remove(target)
+    os.remove(link)
+    assert(os.execute("ln -s " .. shell_quote(target) .. " " .. shell_quote(link)))
+    lim, err = core.limiter_file(link, "a")
+    assert.is_nil(lim)
+    assert.matches("symbolic link", err)
+    assert.is_nil(read_file(target))
+    lim, err = core.limiter_file("/tmp", "a")
+    assert.is_nil(lim)
+    assert.matches("^file: /tmp: ", err)
   end)
 
   it("refuses what it cannot open, and bad arguments", function()
@@ -317,7 +352,7 @@ describe("core.limiter_file", function()
     assert.matches("^file: /nonexistent%-dir/rl: open: ", err)
     lim, err = core.limiter_file("/tmp", "a")
     assert.is_nil(lim)
-    assert.matches("^file: /tmp: open: ", err)
+    assert.matches("^file: /tmp: ", err)
     assert.matches("bad argument #1 .*path must be a string, got nil", errmsg(pcall(core.limiter_file, nil, "a")))
     assert.matches("bad argument #1 .*non%-empty", errmsg(pcall(core.limiter_file, "", "a")))
     assert.matches("bad argument #2 .*account must be a string, got no value", errmsg(pcall(core.limiter_file, path)))
@@ -332,7 +367,7 @@ describe("core.limiter_file", function()
     assert.matches("bad argument #2", errmsg(pcall(lim.observe, lim, "x")))
     assert.matches("bad argument #2", errmsg(pcall(lim.penalize, lim, nil)))
     assert.matches("bad argument #2", errmsg(pcall(lim.acquire, lim, 0 / 0)))
-    assert.matches("bad argument #1", errmsg(pcall(lim.acquire, core.limiter("x"))))
+    assert.matches("bad argument #1", errmsg(pcall(lim.acquire, {})))
     assert.matches("^audience%.limiter%.file %(0x", tostring(lim))
     lim:close()
     lim:close()
@@ -430,7 +465,7 @@ describe("core.limiter_file", function()
     end
     assert_bucket_bound(times, t0, 100, 50)
     -- The file is still one valid record holding the budget.
-    assert.equal(128, file_size(path))
+    assert.equal(HEADER + REC, file_size(path))
     local check = assert(core.limiter_file(path, acct))
     local s = check:state()
     assert.equal(100, s.budget_limit)
@@ -475,11 +510,10 @@ describe("core.limiter_redis", function()
     local c = new(name)
     assert.equal(1, c:state(100).budget_limit)
     c:close()
-    local h = srv:command("HGETALL", "audience:rl:" .. name)
-    local fields = {}
-    for i = 1, #h, 2 do fields[h[i]] = h[i + 1] end
-    assert.equal("1", fields.budget_limit)
-    assert.equal("10", fields.budget_per)
+    -- One value: the state blob, its format's magic first.
+    local blob = srv:command("GET", "audience:rl:" .. name)
+    assert.equal("ARL4", blob:sub(1, 4))
+    assert.equal(116, #blob)
   end)
 
   it("sets a TTL that outlives known resets and penalties", function()
@@ -510,8 +544,8 @@ describe("core.limiter_redis", function()
     assert.is_nil(other:state(100).budget_limit) -- fresh for a limiter with no budget
     assert.equal(0, lim:acquire(100))               -- ours comes back, bucket full
     assert.equal(3, other:state(100).budget_limit)
-    -- A hash somebody else wrote garbage into reads as unknown values.
-    srv:command("HSET", "audience:rl:" .. name, "tokens", "nan", "remaining", "lots", "reset_at", "inf")
+    -- Garbage somebody else wrote there reads as fresh state.
+    srv:command("SET", "audience:rl:" .. name, "ARL4" .. string.rep("\255", 112))
     local s = other:state(100)
     assert.is_nil(s.budget_limit)
     assert.is_nil(s.remaining)
@@ -530,7 +564,7 @@ describe("core.limiter_redis", function()
 
   it("reports server-side errors without losing the connection", function()
     local name = account()
-    srv:command("SET", "audience:rl:" .. name, "not a hash")
+    srv:command("HSET", "audience:rl:" .. name, "not", "a string")
     local lim = new(name)
     local w, err = lim:acquire()
     assert.is_nil(w)
@@ -699,6 +733,63 @@ describe("core.limiter_redis", function()
     assert.is_true(elapsed >= 0.25 and elapsed < 1.5, "took " .. elapsed)
     assert.equal(0, lim:acquire())
     lim:close()
+  end)
+
+  it("keeps one deadline for a whole call, against a server dripping a byte per 0.2 s", function()
+    -- A child accepts, reads the command and answers one byte every 0.2 s: a timeout
+    -- per read() would let it hold the call for as long as it likes.
+    local script = temp_path()
+    write_file(script, [[
+local socket = require "socket"
+local server = assert(socket.bind("127.0.0.1", 0))
+local _, port = server:getsockname()
+io.stdout:write(port, "\n"); io.stdout:flush()
+local conn = server:accept()
+conn:settimeout(0.05)
+conn:receive(1)
+local reply = "$100\r\n" .. string.rep("x", 100) .. "\r\n"
+for i = 1, #reply do
+  socket.sleep(0.2)
+  if not conn:send(reply:sub(i, i)) then break end
+end
+]])
+    local child = assert(io.popen("exec " .. CHILD_LUA .. " " .. shell_quote(script), "r"))
+    local port = assert(tonumber(child:read("*l")))
+    local lim = core.limiter_redis("redis://127.0.0.1:" .. port, account(), { timeout = 0.5 })
+    local t0 = core.monotonic()
+    local w, err = lim:acquire()
+    local elapsed = core.monotonic() - t0
+    lim:close()
+    child:close()
+    assert.is_nil(w)
+    assert.matches("^redis: .*timed out after 0%.5 s", err)
+    assert.is_true(elapsed >= 0.45 and elapsed < 1.0, "took " .. elapsed)
+  end)
+
+  it("refuses rediss:// clearly, without the URL", function()
+    local msg = errmsg(pcall(core.limiter_redis, "rediss://:S3cretPass@127.0.0.1:6380", "a"))
+    assert.matches("TLS to Redis is not supported by this build", msg)
+    assert.is_nil(msg:find("S3cretPass", 1, true), msg)
+  end)
+
+  it("works the same under a decimal-comma locale (LC_NUMERIC=de_DE.UTF-8)", function()
+    assert(os.setlocale("de_DE.UTF-8", "numeric") or os.setlocale("de_DE.utf8", "numeric"),
+      "the de_DE.UTF-8 locale is missing (scripts/install-deps.sh generates it)")
+    -- Lua 5.4 formats through the C library, so this shows the locale took; LuaJIT
+    -- formats numbers itself, but the core's C code still sees the locale.
+    if not LUAJIT then assert.equal("1,5", string.format("%.1f", 1.5)) end
+    local ok, err = pcall(function()
+      local lim = new()
+      assert_same_sequence(expected_sequence(), run_sequence(lim))
+      lim:configure(10, 1)
+      lim:observe(100, 42, core.now() + 30.25)
+      local s = lim:state()
+      assert.equal(42, s.remaining)
+      assert.is_true(math.abs(s.reset_at - (core.now() + 30.25)) < 1)
+      lim:close()
+    end)
+    os.setlocale("C", "numeric")
+    assert(ok, err)
   end)
 
   it("times out on a listener that never answers", function()

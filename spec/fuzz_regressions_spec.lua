@@ -71,11 +71,11 @@ local function each(target, fn)
 end
 
 describe("fuzz corpora through the Lua API", function()
-  it("retry_after: parse_retry_after gives nil or a wait in [0, 86400]", function()
+  it("retry_after: parse_retry_after gives nil or a wait in [0, 1e9]", function()
     each("retry_after", function(r)
       local now = r.u64() % 2 ^ 40
       local wait = core.parse_retry_after(r.rest(), now)
-      assert.is_true(wait == nil or (wait >= 0 and wait <= 86400))
+      assert.is_true(wait == nil or (wait >= 0 and wait <= 1e9))
     end)
   end)
 

@@ -1,11 +1,13 @@
 -- One account quota shared by separate processes, through a file and through Redis:
 -- nobody is refused, the quota is used to the full, and a killed process harms no one.
--- (bench/shared_quota.lua runs the same with 4 × 100 requests at 100 per 5 s.)
+-- Redis is reached with a password, the way a shared server is. (bench/shared_quota.lua
+-- runs the same with 8 × 100 requests at 100 per 5 s.)
 local mockserver = require "support.mockserver"
 local processes = require "support.processes"
 local nginx = require "support.nginx"
 
-local LIMIT, PER, WORKERS, REQUESTS = 40, 2, 4, 30
+local LIMIT, PER, WORKERS, REQUESTS = 40, 2, 8, 15
+local REDIS_PASSWORD = "scale-" .. require("audience.core").random_hex(8)
 local CONFIG = { accounts = { acme = { keys = { "test-key" }, limit = LIMIT, per = PER } }, refill_style = "epoch_ms" }
 -- The last window starts (windows - 1) × per after the first request.
 local MINIMUM = (math.ceil(WORKERS * REQUESTS / LIMIT) - 1) * PER
@@ -16,7 +18,7 @@ local function run(m, store, kill_one)
   local worker = nginx.root .. "/spec/support/quota_worker.lua"
   for i = 1, WORKERS do
     -- The one to be killed has more to do than the quota allows before the kill.
-    local requests = (kill_one and i == 2) and REQUESTS * 10 or REQUESTS
+    local requests = (kill_one and i == 2) and REQUESTS * 20 or REQUESTS
     g:start(("lua5.4 %s %s %s %d"):format(worker, m.url, store, requests))
   end
   if kill_one then
@@ -41,7 +43,7 @@ describe("a quota shared across processes", function()
 
   setup(function()
     m = mockserver.start("systeme", CONFIG)
-    redis = require("support.redis").start()
+    redis = require("support.redis").start({ password = REDIS_PASSWORD })
     local p = assert(io.popen("mktemp -d /tmp/audience-quota.XXXXXX"))
     dir = p:read("l")
     p:close()
@@ -53,10 +55,21 @@ describe("a quota shared across processes", function()
     if dir then os.execute(("rm -rf %q"):format(dir)) end
   end)
 
+  -- A store of its own for each run: the mock's windows start afresh with m:reset.
+  local runs = 0
   local stores = {
-    { "file", function() return "file:" .. dir .. "/quota.state" end },
-    { "redis", function() return redis.url end },
+    { "file", function() runs = runs + 1; return ("file:%s/quota-%d.state"):format(dir, runs) end },
+    { "redis", function() runs = runs + 1; return ("%s/%d"):format(redis.url, runs) end },
   }
+
+  it("runs Redis with a password: without it the store is refused", function()
+    local core = require "audience.core"
+    local lim = core.limiter_redis("redis://127.0.0.1:" .. redis.port, "scale-probe")
+    local w, err = lim:acquire()
+    lim:close()
+    assert.is_nil(w)
+    assert.matches("NOAUTH", err)
+  end)
 
   for _, case in ipairs(stores) do
     local name, store = case[1], case[2]

@@ -1,5 +1,7 @@
 #include "clock.h"
 
+#include "store.h"
+
 #include <errno.h>
 #include <math.h>
 #include <time.h>
@@ -45,4 +47,9 @@ int aud_clock_sleep(double seconds)
         req = rem;
     }
     return 0;
+}
+
+int aud_store_fill_now(struct aud_rl_step *st)
+{
+    return isnan(st->now) ? aud_clock_now(&st->now) : 0;
 }

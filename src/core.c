@@ -11,7 +11,6 @@ LUALIB_API int luaopen_audience_core(lua_State *L)
     aud_l_open_http(L); /* first: it initialises libcurl */
     aud_l_open_http1(L);
     aud_l_open_multi(L);
-    aud_l_open_limiter(L);
     aud_l_open_store(L);
     aud_l_open_util(L);
     aud_l_open_query(L);

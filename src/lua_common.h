@@ -53,7 +53,6 @@ void aud_l_open_http1(lua_State *L);
 /* audience.multi userdata (parallel requests); after aud_l_open_http. */
 void aud_l_open_multi(lua_State *L);
 /* audience.limiter userdata. */
-void aud_l_open_limiter(lua_State *L);
 /* limiter_file and limiter_redis: the limiter over a shared store. */
 void aud_l_open_store(lua_State *L);
 /* Clock, randomness, Retry-After and backoff, integerize, rate headers. */

@@ -1,6 +1,9 @@
 #include "registry.h"
 
+#include "store.h"
+
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,13 +78,20 @@ void aud_registry_release(struct aud_rl_entry *e)
     free(e);
 }
 
-struct aud_rl_state *aud_registry_lock(struct aud_rl_entry *e)
+int aud_registry_run(void *impl, struct aud_rl_step *st,
+                     struct aud_rl_state *out, char *err, size_t errlen)
 {
+    struct aud_rl_entry *e = impl;
     lock(&e->mutex);
-    return &e->state;
-}
-
-void aud_registry_unlock(struct aud_rl_entry *e)
-{
+    if (aud_store_fill_now(st) != 0) {
+        unlock(&e->mutex);
+        snprintf(err, errlen, "memory: clock_gettime failed");
+        return -1;
+    }
+    struct aud_rl_state copy = e->state;
+    struct aud_rl_state *s = st->op == AUD_RL_STATE ? &copy : &e->state;
+    aud_rl_apply(s, st);
+    *out = *s;
     unlock(&e->mutex);
+    return 0;
 }

@@ -16,8 +16,8 @@ struct aud_rl_entry *aud_registry_acquire(const char *key, size_t len);
 /* Drops a reference; the last one frees the entry. */
 void aud_registry_release(struct aud_rl_entry *e);
 
-/* The state may only be touched between lock and unlock. */
-struct aud_rl_state *aud_registry_lock(struct aud_rl_entry *e);
-void aud_registry_unlock(struct aud_rl_entry *e);
+/* The memory store's run (store.h): the entry's mutex makes it atomic. */
+int aud_registry_run(void *impl, struct aud_rl_step *st,
+                     struct aud_rl_state *out, char *err, size_t errlen);
 
 #endif

@@ -4,8 +4,9 @@
 
 #include <stddef.h>
 
-/* A hostile or broken server must not park a client for longer than this. */
-#define AUD_RETRY_AFTER_MAX 86400.0
+/* Only keeps the arithmetic finite: the real value goes back to the caller,
+ * and the client's max_wait decides what is slept. */
+#define AUD_RETRY_AFTER_MAX 1e9
 
 /* Accepts delta-seconds ("120", " 1.5 ") or an HTTP-date. Returns 1 and
  * the wait in seconds, in [0, AUD_RETRY_AFTER_MAX] (dates in the past give

@@ -1,24 +1,21 @@
-/* File-backed rate-limit state (see store_file.h).
+/* File-backed quota state (see store_file.h).
  *
- * The file is an array of 128-byte records, one per account, in host byte
- * order (it is shared by the processes of one machine, never copied):
+ * The file starts with a 160-byte header whose first 16 bytes are
+ * "audience-quota1\n" (the rest is zero), then 160-byte records, one per
+ * account:
  *
  *   offset size
- *        0    4  magic "ARF3" (the 3 is the format version)
- *        4    4  length of the account name
- *        8   32  the name, zero-padded; a longer name is stored as its
+ *        0    4  length of the account name, big-endian
+ *        4   32  the name, zero-padded; a longer name is stored as its
  *                SHA-256
- *       40   80  struct aud_rl_state: 10 IEEE-754 doubles, NaN = unknown
- *      120    8  FNV-1a 64 of bytes 0..119
+ *       36  116  the state blob (ratelimit.h)
+ *      152    8  FNV-1a 64 of bytes 0..151, big-endian
  *
  * Crash safety: a record is only ever rewritten whole, in place, under an
  * exclusive flock(), and flock() locks die with their holder. A process
- * killed mid-write (or a power loss, since nothing is fsync'ed: losing a
- * few seconds of quota state is harmless) can at worst leave one record
- * whose checksum fails. Such a record, like any garbage, reads as fresh
- * state and its slot is reused by the next account that needs one; a
- * trailing partial record is overwritten by the next append. Nothing that
- * can be in the file makes an operation fail.
+ * killed mid-write (or a power loss: nothing is fsync'ed, and losing a few
+ * seconds of quota state is harmless) can at worst leave one record whose
+ * checksum fails; it reads as fresh state and its slot is reused.
  *
  * flock(), not fcntl(): fcntl locks belong to the process, so two limiter
  * objects (or threads) of one process would not exclude each other, and
@@ -28,7 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,22 +36,26 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "store.h"
 
+#define HDR AUD_FILE_HEADER_SIZE
 #define REC AUD_FILE_RECORD_SIZE
-#define OFF_KEYLEN 4
-#define OFF_KEY 8
-#define OFF_STATE 40
-#define OFF_SUM 120
+#define OFF_KEY 4
+#define KEY_LEN 32
+#define OFF_BLOB 36
+#define OFF_SUM 152
 #define SCAN_BATCH 32
 
-static const unsigned char MAGIC[4] = {'A', 'R', 'F', '3'};
+_Static_assert(OFF_BLOB + AUD_RL_BLOB_LEN <= OFF_SUM, "the blob fits a record");
+
+static const char MAGIC[16] = "audience-quota1\n";
 
 struct aud_file_store {
-    int fd;     /* -1 when it must be (re)opened */
-    pid_t pid;  /* the process that opened fd */
-    long slot;  /* where this account's record was last seen, or -1 */
+    int fd;    /* -1 when it must be (re)opened */
+    pid_t pid; /* the process that opened fd */
+    long slot; /* where this account's record was last seen, or -1 */
     double lock_timeout;
-    struct aud_file_key key;
+    unsigned char key[OFF_BLOB]; /* length + name, as in a record */
     char path[]; /* NUL-terminated */
 };
 
@@ -70,105 +71,52 @@ static uint64_t fnv1a64(const unsigned char *p, size_t n)
     return h;
 }
 
-int aud_file_key_make(struct aud_file_key *k, const char *account,
-                      size_t len, char *err, size_t errlen)
+static void put_u64(unsigned char *p, uint64_t v)
 {
-    memset(k, 0, sizeof *k);
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int make_key(unsigned char key[OFF_BLOB], const char *account, size_t len,
+                    char *err, size_t errlen)
+{
+    memset(key, 0, OFF_BLOB);
     if (len > UINT32_MAX) {
         snprintf(err, errlen, "account name too long");
         return -1;
     }
-    k->len = (uint32_t)len;
-    if (len <= sizeof k->bytes) {
+    for (int i = 0; i < 4; i++)
+        key[i] = (unsigned char)((uint32_t)len >> (24 - 8 * i));
+    if (len <= KEY_LEN) {
         if (len > 0)
-            memcpy(k->bytes, account, len);
+            memcpy(key + OFF_KEY, account, len);
         return 0;
     }
-    return aud_sha256(account, len, k->bytes, err, errlen);
+    return aud_sha256(account, len, key + OFF_KEY, err, errlen);
 }
 
-/* Field order of the stored state; part of the format. */
-#define N_FIELDS 10
-static const size_t FIELDS[N_FIELDS] = {
-    offsetof(struct aud_rl_state, budget_limit),
-    offsetof(struct aud_rl_state, budget_per),
-    offsetof(struct aud_rl_state, tokens),
-    offsetof(struct aud_rl_state, tokens_at),
-    offsetof(struct aud_rl_state, limit),
-    offsetof(struct aud_rl_state, remaining),
-    offsetof(struct aud_rl_state, reset_at),
-    offsetof(struct aud_rl_state, blocked_until),
-    offsetof(struct aud_rl_state, blind),
-    offsetof(struct aud_rl_state, blind_at),
-};
-
-void aud_file_record_encode(unsigned char rec[REC], const struct aud_file_key *k,
-                            const struct aud_rl_state *s)
+static void encode(unsigned char rec[REC], const unsigned char key[OFF_BLOB],
+                   const struct aud_rl_state *s)
 {
     memset(rec, 0, REC);
-    memcpy(rec, MAGIC, sizeof MAGIC);
-    memcpy(rec + OFF_KEYLEN, &k->len, sizeof k->len);
-    memcpy(rec + OFF_KEY, k->bytes, sizeof k->bytes);
-    for (int i = 0; i < N_FIELDS; i++)
-        memcpy(rec + OFF_STATE + 8 * i, (const char *)s + FIELDS[i], sizeof(double));
-    uint64_t sum = fnv1a64(rec, OFF_SUM);
-    memcpy(rec + OFF_SUM, &sum, sizeof sum);
+    memcpy(rec, key, OFF_BLOB);
+    aud_rl_encode(s, rec + OFF_BLOB);
+    put_u64(rec + OFF_SUM, fnv1a64(rec, OFF_SUM));
 }
 
-/* The checksum only catches accidents; a state ratelimit.c could never
- * produce (an infinite count, half a budget) is refused as well, so no
- * file content can make the arithmetic misbehave. */
-static int sane(const unsigned char *state)
-{
-    for (int i = 0; i < N_FIELDS; i++) {
-        double v;
-        memcpy(&v, state + 8 * i, sizeof v);
-        if (isinf(v))
-            return 0;
-    }
-    return 1;
-}
-
-static int budget_whole(const struct aud_rl_state *s)
-{
-    if (isnan(s->budget_limit))
-        return isnan(s->budget_per) && isnan(s->tokens) && isnan(s->tokens_at);
-    return s->budget_limit > 0 && s->budget_per > 0 && !isnan(s->tokens) &&
-           !isnan(s->tokens_at);
-}
-
+/* 1 when rec is an intact record (of any account) and *s its state. */
 static int intact(const unsigned char rec[REC], struct aud_rl_state *s)
 {
-    uint64_t sum;
-    memcpy(&sum, rec + OFF_SUM, sizeof sum);
-    if (memcmp(rec, MAGIC, sizeof MAGIC) != 0 || sum != fnv1a64(rec, OFF_SUM) ||
-        !sane(rec + OFF_STATE))
-        return 0;
-    for (int i = 0; i < N_FIELDS; i++)
-        memcpy((char *)s + FIELDS[i], rec + OFF_STATE + 8 * i, sizeof(double));
-    return budget_whole(s);
-}
-
-static int same_key(const unsigned char rec[REC], const struct aud_file_key *k)
-{
-    return memcmp(rec + OFF_KEYLEN, &k->len, sizeof k->len) == 0 &&
-           memcmp(rec + OFF_KEY, k->bytes, sizeof k->bytes) == 0;
-}
-
-int aud_file_record_valid(const unsigned char rec[REC])
-{
-    struct aud_rl_state s;
-    return intact(rec, &s);
-}
-
-int aud_file_record_decode(const unsigned char rec[REC],
-                           const struct aud_file_key *k, struct aud_rl_state *s)
-{
-    struct aud_rl_state tmp;
-    if (!same_key(rec, k) || !intact(rec, &tmp))
-        return 0;
-    *s = tmp;
-    return 1;
+    return get_u64(rec + OFF_SUM) == fnv1a64(rec, OFF_SUM) &&
+           aud_rl_decode(rec + OFF_BLOB, AUD_RL_BLOB_LEN, s);
 }
 
 /* ---- file access ----------------------------------------------------- */
@@ -178,96 +126,6 @@ static int fail(struct aud_file_store *fs, const char *what, int errnum,
 {
     snprintf(err, errlen, "file: %s: %s: %s", fs->path, what, strerror(errnum));
     return -1;
-}
-
-static int open_fd(struct aud_file_store *fs, char *err, size_t errlen)
-{
-    /* O_NONBLOCK: opening a FIFO or device planted at the path must not
-     * block; on the regular file we insist on it changes nothing.
-     * O_CLOEXEC: a program started from here must not inherit the
-     * descriptor, which would keep our lock alive after we die. */
-    int fd = open(fs->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-                  0600);
-    if (fd < 0)
-        return fail(fs, "open", errno, err, errlen);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        (void)close(fd); /* nothing was written through it */
-        return fail(fs, "fstat", e, err, errlen);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        (void)close(fd);
-        snprintf(err, errlen, "file: %s: not a regular file", fs->path);
-        return -1;
-    }
-    fs->fd = fd;
-    fs->pid = getpid();
-    return 0;
-}
-
-/* A forked child shares the parent's open file description, and flock
- * locks belong to the description: parent and child would never exclude
- * each other. So each process opens its own. */
-static int ensure_open(struct aud_file_store *fs, char *err, size_t errlen)
-{
-    if (fs->fd >= 0 && fs->pid == getpid())
-        return 0;
-    if (fs->fd >= 0) {
-        /* Closing our copy cannot release the parent's lock: only
-         * LOCK_UN or closing the last copy does. */
-        (void)close(fs->fd);
-        fs->fd = -1;
-        fs->slot = -1;
-    }
-    return open_fd(fs, err, errlen);
-}
-
-/* LOCK_NB and short sleeps rather than a blocking flock(): a blocking
- * call cannot be given a timeout without signals, which a library must
- * not take over. Holders keep the lock for microseconds. */
-static int lock_file(struct aud_file_store *fs, int op, char *err, size_t errlen)
-{
-    double start, now;
-    double pause = 0.0002;
-    if (aud_clock_monotonic(&start) != 0)
-        return fail(fs, "clock_gettime", errno, err, errlen);
-    for (;;) {
-        if (flock(fs->fd, op | LOCK_NB) == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EWOULDBLOCK)
-            return fail(fs, "flock", errno, err, errlen);
-        if (aud_clock_monotonic(&now) != 0)
-            return fail(fs, "clock_gettime", errno, err, errlen);
-        double left = start + fs->lock_timeout - now;
-        if (left <= 0) {
-            snprintf(err, errlen,
-                     "file: %s: still locked by another process after %g s",
-                     fs->path, fs->lock_timeout);
-            return -1;
-        }
-        if (aud_clock_sleep(fmin(pause, left)) != 0)
-            return fail(fs, "nanosleep", errno, err, errlen);
-        pause = fmin(pause * 2, 0.005);
-    }
-}
-
-static int unlock_file(struct aud_file_store *fs, char *err, size_t errlen)
-{
-    while (flock(fs->fd, LOCK_UN) != 0) {
-        if (errno == EINTR)
-            continue;
-        int e = errno;
-        /* Closing our only copy of the description releases the lock for
-         * sure; the next call reopens. */
-        (void)close(fs->fd);
-        fs->fd = -1;
-        fs->slot = -1;
-        return fail(fs, "flock(LOCK_UN)", e, err, errlen);
-    }
-    return 0;
 }
 
 /* Bytes read (fewer at end of file), or -1 with errno set. */
@@ -307,6 +165,147 @@ static int write_at(int fd, const unsigned char *buf, size_t len, off_t off)
     return 0;
 }
 
+/* LOCK_NB and short sleeps rather than a blocking flock(): a blocking
+ * call cannot be given a timeout without signals, which a library must
+ * not take over. Holders keep the lock for microseconds. */
+static int lock_file(struct aud_file_store *fs, int op, char *err, size_t errlen)
+{
+    double start, now;
+    double pause = 0.0002;
+    if (aud_clock_monotonic(&start) != 0)
+        return fail(fs, "clock_gettime", errno, err, errlen);
+    for (;;) {
+        if (flock(fs->fd, op | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return fail(fs, "flock", errno, err, errlen);
+        if (aud_clock_monotonic(&now) != 0)
+            return fail(fs, "clock_gettime", errno, err, errlen);
+        double left = start + fs->lock_timeout - now;
+        if (left <= 0) {
+            snprintf(err, errlen,
+                     "file: %s: still locked by another process after %g s",
+                     fs->path, fs->lock_timeout);
+            return -1;
+        }
+        if (aud_clock_sleep(fmin(pause, left)) != 0)
+            return fail(fs, "nanosleep", errno, err, errlen);
+        pause = fmin(pause * 2, 0.005);
+    }
+}
+
+static void drop_fd(struct aud_file_store *fs)
+{
+    if (fs->fd >= 0)
+        (void)close(fs->fd); /* only ever written under released locks */
+    fs->fd = -1;
+    fs->slot = -1;
+}
+
+static int unlock_file(struct aud_file_store *fs, char *err, size_t errlen)
+{
+    while (flock(fs->fd, LOCK_UN) != 0) {
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        /* Closing our only copy of the description releases the lock for
+         * sure; the next call reopens. */
+        drop_fd(fs);
+        return fail(fs, "flock(LOCK_UN)", e, err, errlen);
+    }
+    return 0;
+}
+
+/* Under the exclusive lock: an empty file (ours, just created, or one a
+ * racing process created) gets the header; anything else must have it. */
+static int check_header(struct aud_file_store *fs, char *err, size_t errlen)
+{
+    unsigned char hdr[HDR];
+    ssize_t n = read_at(fs->fd, hdr, HDR, 0);
+    if (n < 0)
+        return fail(fs, "read", errno, err, errlen);
+    if (n == 0) {
+        memset(hdr, 0, HDR);
+        memcpy(hdr, MAGIC, sizeof MAGIC);
+        if (write_at(fs->fd, hdr, HDR, 0) != 0)
+            return fail(fs, "write", errno, err, errlen);
+        return 0;
+    }
+    if ((size_t)n < sizeof MAGIC || memcmp(hdr, MAGIC, sizeof MAGIC) != 0) {
+        snprintf(err, errlen, "file: %s: exists and is not an audience quota "
+                              "file (left untouched)", fs->path);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_fd(struct aud_file_store *fs, char *err, size_t errlen)
+{
+    /* O_NOFOLLOW: a symbolic link planted at the path is refused, not
+     * followed. O_NONBLOCK: opening a FIFO planted there must not block.
+     * O_CLOEXEC: a program started from here must not inherit the
+     * descriptor, which would keep our lock alive after we die. */
+    const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+    int fd = open(fs->path, flags);
+    if (fd < 0 && errno == ENOENT)
+        fd = open(fs->path, flags | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST)
+        fd = open(fs->path, flags); /* another process created it first */
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP)
+            snprintf(err, errlen, "file: %s: is a symbolic link (refused)", fs->path);
+        else
+            fail(fs, "open", e, err, errlen);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        (void)close(fd);
+        return fail(fs, "fstat", e, err, errlen);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        (void)close(fd);
+        snprintf(err, errlen, "file: %s: not a regular file (refused)", fs->path);
+        return -1;
+    }
+    fs->fd = fd;
+    fs->pid = getpid();
+    fs->slot = -1;
+    if (lock_file(fs, LOCK_EX, err, errlen) != 0) {
+        drop_fd(fs);
+        return -1;
+    }
+    int rc = check_header(fs, err, errlen);
+    char uerr[512];
+    if (unlock_file(fs, uerr, sizeof uerr) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s", uerr);
+        rc = -1;
+    }
+    if (rc != 0)
+        drop_fd(fs);
+    return rc;
+}
+
+/* A forked child shares the parent's open file description, and flock
+ * locks belong to the description: parent and child would never exclude
+ * each other. So each process opens its own. */
+static int ensure_open(struct aud_file_store *fs, char *err, size_t errlen)
+{
+    if (fs->fd >= 0 && fs->pid == getpid())
+        return 0;
+    drop_fd(fs); /* the parent's lock is released only by its own copy */
+    return open_fd(fs, err, errlen);
+}
+
+static off_t slot_offset(long slot)
+{
+    return (off_t)HDR + (off_t)slot * REC;
+}
+
 /* Finds the account's record, or fills *s with fresh state and picks the
  * slot a new record goes to (-1 if none: the file is full). */
 static int find_record(struct aud_file_store *fs, struct aud_rl_state *s,
@@ -314,10 +313,10 @@ static int find_record(struct aud_file_store *fs, struct aud_rl_state *s,
 {
     unsigned char buf[SCAN_BATCH * REC];
     if (fs->slot >= 0) {
-        ssize_t n = read_at(fs->fd, buf, REC, (off_t)fs->slot * REC);
+        ssize_t n = read_at(fs->fd, buf, REC, slot_offset(fs->slot));
         if (n < 0)
             return fail(fs, "read", errno, err, errlen);
-        if (n == REC && aud_file_record_decode(buf, &fs->key, s)) {
+        if (n == REC && memcmp(buf, fs->key, OFF_BLOB) == 0 && intact(buf, s)) {
             *slot = fs->slot;
             return 0;
         }
@@ -329,7 +328,7 @@ static int find_record(struct aud_file_store *fs, struct aud_rl_state *s,
         if (count > SCAN_BATCH)
             count = SCAN_BATCH;
         size_t want = (size_t)count * REC;
-        ssize_t n = read_at(fs->fd, buf, want, (off_t)base * REC);
+        ssize_t n = read_at(fs->fd, buf, want, slot_offset(base));
         if (n < 0)
             return fail(fs, "read", errno, err, errlen);
         long whole = (long)((size_t)n / REC);
@@ -339,7 +338,7 @@ static int find_record(struct aud_file_store *fs, struct aud_rl_state *s,
             if (!intact(rec, &tmp)) {
                 if (free_slot < 0)
                     free_slot = base + i;
-            } else if (same_key(rec, &fs->key)) {
+            } else if (memcmp(rec, fs->key, OFF_BLOB) == 0) {
                 *s = tmp;
                 *slot = fs->slot = base + i;
                 return 0;
@@ -366,8 +365,8 @@ static int write_record(struct aud_file_store *fs, long slot,
         return -1;
     }
     unsigned char rec[REC];
-    aud_file_record_encode(rec, &fs->key, s);
-    if (write_at(fs->fd, rec, REC, (off_t)slot * REC) != 0)
+    encode(rec, fs->key, s);
+    if (write_at(fs->fd, rec, REC, slot_offset(slot)) != 0)
         return fail(fs, "write", errno, err, errlen);
     fs->slot = slot;
     return 0;
@@ -393,7 +392,7 @@ struct aud_file_store *aud_file_store_open(const char *path,
     fs->slot = -1;
     fs->lock_timeout = lock_timeout;
     char kerr[200];
-    if (aud_file_key_make(&fs->key, account, account_len, kerr, sizeof kerr) != 0) {
+    if (make_key(fs->key, account, account_len, kerr, sizeof kerr) != 0) {
         snprintf(err, errlen, "file: %s", kerr);
         free(fs);
         return NULL;
@@ -405,21 +404,23 @@ struct aud_file_store *aud_file_store_open(const char *path,
     return fs;
 }
 
-int aud_file_store_update(struct aud_file_store *fs, int write,
-                          aud_file_store_fn fn, void *arg, char *err,
-                          size_t errlen)
+int aud_file_store_run(void *impl, struct aud_rl_step *st,
+                       struct aud_rl_state *out, char *err, size_t errlen)
 {
+    struct aud_file_store *fs = impl;
+    int write = st->op != AUD_RL_STATE;
     if (ensure_open(fs, err, errlen) != 0)
         return -1;
     if (lock_file(fs, write ? LOCK_EX : LOCK_SH, err, errlen) != 0)
         return -1;
-    struct aud_rl_state s;
     long slot;
-    int rc = find_record(fs, &s, &slot, err, errlen);
+    int rc = find_record(fs, out, &slot, err, errlen);
+    if (rc == 0 && aud_store_fill_now(st) != 0)
+        rc = fail(fs, "clock_gettime", errno, err, errlen);
     if (rc == 0) {
-        fn(&s, arg);
+        aud_rl_apply(out, st);
         if (write)
-            rc = write_record(fs, slot, &s, err, errlen);
+            rc = write_record(fs, slot, out, err, errlen);
     }
     char uerr[512];
     if (unlock_file(fs, uerr, sizeof uerr) != 0 && rc == 0) {
@@ -433,10 +434,7 @@ void aud_file_store_close(struct aud_file_store *fs)
 {
     if (fs == NULL)
         return;
-    /* Only read and written under locks already released; a late error
-     * from close() (NFS) has nothing left to lose. In a forked child this
-     * drops only the child's copy. */
-    if (fs->fd >= 0)
-        (void)close(fs->fd);
+    /* In a forked child this drops only the child's copy. */
+    drop_fd(fs);
     free(fs);
 }

@@ -24,6 +24,9 @@ local find, type, pairs, ipairs = string.find, type, pairs, ipairs
 local REPEATABLE = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local MERGE_PATCH = "application/merge-patch+json"
 local MAX_5XX_WAIT = 300
+local DEFAULT_MAX_WAIT = 120 -- API.md: a longer quota wait is returned as rate_limited
+-- Header-less answers in a row after which a server is taken not to send counts.
+local QUIET_ANSWERS = 5
 -- Read only: the lines of calls with no body, key or headers of their own; a bare call's spec.
 local ACCEPT_ONLY, NO_SPEC = { "Accept: application/json" }, {}
 
@@ -172,47 +175,48 @@ function Client:_wait_for_quota(method, path, url, extra)
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
   for _ = 1, 100000 do
     -- Probing: while the account's count is unknown, one request finds it out and the
-    -- others (other coroutines, workers, processes) wait for its answer.
-    local wait, store_err = lim:acquire(self._now(), self._probe_quota)
+    -- others (coroutines, workers, processes) wait for it. The store reads the clock.
+    local wait, store_err = lim:acquire(nil, self._probe_quota)
     if wait == nil then
       -- The shared quota store (Redis) cannot be reached: say so rather than guess.
       return nil, self:_error({ kind = "network", code = "quota_store",
         message = "rate-limit store unavailable: " .. tostring(store_err) }, method, path, url, extra)
     end
     if wait <= 0 then return true end
-    if not rl.wait or (rl.max_wait and waited + wait > rl.max_wait) then
+    -- A wait past max_wait is not slept: the caller learns the real one.
+    if not rl.wait or waited + wait > rl.max_wait then
       return nil, self:_error({
         kind = "rate_limited", retry_after = wait,
         message = ("quota of the account is used up; next request allowed in %.3g s"):format(wait),
       }, method, path, url, extra)
     end
+    if rl.on_wait and wait >= 0.5 then rl.on_wait(wait) end
     self._sleep(wait)
     waited = waited + wait
   end
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
 end
 
--- Feeds the limiter what an attempt taught (headers is nil when no answer came).
-function Client:_observe(headers)
+-- Feeds the limiter what an attempt taught. headers is nil when no answer came (sent:
+-- it may have reached the server); that spends nothing needlessly and frees the probe.
+function Client:_observe(headers, sent)
+  if not headers then return self._limiter:fail(sent) end
   local names = self._provider.rate_headers
   if not names then return end
   local limit, remaining, reset_at
-  if headers and (headers[names.limit or ""] or headers[names.remaining or ""] or headers[names.reset or ""]) then
+  if headers[names.limit or ""] or headers[names.remaining or ""] or headers[names.reset or ""] then
     limit, remaining, reset_at = core.parse_rate_headers(headers, names, self._now())
   end
   if limit or remaining or reset_at then
-    self._limiter:observe(limit, remaining, reset_at, self._now())
-    return
+    self._quiet = 0
+    self._probe_quota = true
+  elseif self._probe_quota then
+    self._quiet = (self._quiet or 0) + 1
+    -- Several in a row (not one proxy error page): waiting for a count that never
+    -- comes would only slow every call down.
+    if self._quiet >= QUIET_ANSWERS then self._probe_quota = false end
   end
-  if headers then
-    if not self._probe_quota then return end
-    -- This server does not say: waiting for a count that never comes would only slow
-    -- every call down.
-    self._probe_quota = false
-  end
-  -- Nothing learned: free the probe so that the next request (this one's retry, say)
-  -- goes out at once.
-  self._limiter:observe(nil, nil, nil, self._now())
+  self._limiter:observe(limit, remaining, reset_at) -- nothing learned also frees the probe
 end
 
 local function snippet(body)
@@ -274,7 +278,7 @@ function Client:_interpret(method, status, body, headers, state)
     -- The server refused it, so repeating is safe whatever the method; the limiter
     -- makes the next attempt wait for the Retry-After.
     if not self._rate_limit.wait then return nil, fields, false end
-    if self._rate_limit.max_wait and (fields.retry_after or 0) > self._rate_limit.max_wait then
+    if (fields.retry_after or 0) > self._rate_limit.max_wait then
       return nil, fields, false
     end
     return nil, fields, true, fields.retry_after and 0 or nil
@@ -284,7 +288,7 @@ function Client:_interpret(method, status, body, headers, state)
   if status == 502 or status == 503 or status == 504 then
     -- "Come back in an hour" from a failing server is reported, not slept on: a cron
     -- job or an nginx worker would stall. max_wait sets the bound (default 5 minutes).
-    local bound = self._rate_limit.max_wait or MAX_5XX_WAIT
+    local bound = self._max_5xx_wait
     if fields.retry_after and fields.retry_after > bound then return nil, fields, false end
     return nil, fields, state.repeatable, fields.retry_after
   end
@@ -361,7 +365,7 @@ function Client:_call(method, path, spec)
     else
       -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
       local kind, message, sent = rbody, rheaders, fourth
-      if self._probe_quota then self:_observe(nil) end
+      self:_observe(nil, sent)
       fields = { kind = (kind == "timeout") and "timeout" or "network", message = message }
       if kind == "tls" or kind == "too_large" then
         fields.code = kind
@@ -469,6 +473,8 @@ function M.new(provider, opts)
   local rl = {}
   for k, v in pairs(o.rate_limit or {}) do rl[k] = v end
   if rl.wait == nil then rl.wait = true end
+  self._max_5xx_wait = rl.max_wait or MAX_5XX_WAIT
+  rl.max_wait = rl.max_wait or DEFAULT_MAX_WAIT
   if not rl.limit and provider.default_budget then
     rl.limit, rl.per = provider.default_budget.limit, provider.default_budget.per
   end
@@ -478,7 +484,7 @@ function M.new(provider, opts)
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
   -- quota_scope: a version of the API whose quota is counted apart (Creamailer v2).
   local key = (provider.quota_scope or provider.name) .. ":" .. account
-  self._limiter = limiter.new(key, rl)
+  self._limiter = limiter.new(key, rl, self._transport_name)
   self._probe_quota = provider.rate_headers ~= nil
 
   require("audience.resource").attach(self, provider)

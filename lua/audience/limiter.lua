@@ -1,7 +1,10 @@
 -- Chooses where an account's quota state lives. Every store hands back an object with
--- the same methods as the C core's in-memory limiter:
---   acquire(now, probe) -> wait      observe(limit, remaining, reset_at, now)
---   penalize(until)         configure(limit, per)     state(now) -> { limit, ... }
+-- the methods of the C core's limiters (src/lua_store.c):
+--   acquire(now, probe) -> wait     observe(limit, remaining, reset_at, now)
+--   fail(sent, now)     penalize(until, now)     configure(limit, per)
+--   state(now) -> { limit, ... }    close()
+-- A nil `now` means "read the clock under the store's lock". The arithmetic is always
+-- ratelimit.c's; a store only loads, steps and saves one state blob.
 local core = require "audience.core"
 
 local M = {}
@@ -10,7 +13,8 @@ local M = {}
 -- Workers of one nginx share an account through a lua_shared_dict. The dict's own
 -- operations are atomic one at a time only, so a short lock (an `add` that fails while
 -- another worker holds it, expiring by itself if that worker dies) guards each
--- read-modify-write, and the C state machine (core.limiter_step) does the arithmetic.
+-- load -> core.limiter_step -> save. Nothing here blocks the worker: the dict calls
+-- never wait, and a held lock is waited for with ngx.sleep, which yields.
 local LOCK_TTL = 1        -- seconds a dead worker's lock can outlive it
 local LOCK_TRIES = 2000   -- × 1 ms: give up after ~2 s instead of hanging
 
@@ -18,11 +22,15 @@ local NgxStore = {}
 NgxStore.__index = NgxStore
 
 function NgxStore:_step(op, now, a, b, c)
-  local dict = self.dict
+  local dict, ngx = self.dict, _G.ngx
   for _ = 1, LOCK_TRIES do
     local locked, err = dict:add(self.lock_key, true, LOCK_TTL)
     if locked then
-      local ok, state, result = pcall(core.limiter_step, dict:get(self.key), op, now, a, b, c)
+      -- Read under the lock: a clock read before it (ngx.now() is cached per event
+      -- loop turn) would move the bucket's refill stamp back for a late caller.
+      if not now then ngx.update_time(); now = ngx.now() end
+      local ok, state, result = pcall(core.limiter_step, dict:get(self.key), op, now,
+        self.budget_limit, self.budget_per, a, b, c)
       local stored, set_err = true, nil
       if ok then stored, set_err = dict:set(self.key, state) end
       dict:delete(self.lock_key)
@@ -35,22 +43,29 @@ function NgxStore:_step(op, now, a, b, c)
     if err ~= "exists" then
       error("audience: lua_shared_dict '" .. self.name .. "': " .. tostring(err), 0)
     end
-    _G.ngx.sleep(0.001)
+    ngx.sleep(0.001)
   end
   error("audience: the quota state in lua_shared_dict '" .. self.name .. "' stayed locked for 2 s", 0)
 end
 
-function NgxStore:acquire(now, probe) return self:_step("acquire", now or _G.ngx.now(), probe) end
-function NgxStore:observe(limit, remaining, reset_at, now)
-  self:_step("observe", now or _G.ngx.now(), limit, remaining, reset_at)
+function NgxStore:acquire(now, probe) return self:_step("acquire", now, probe) end
+function NgxStore:observe(limit, remaining, reset_at, now) self:_step("observe", now, limit, remaining, reset_at) end
+function NgxStore:fail(sent, now) self:_step("fail", now, sent) end
+function NgxStore:penalize(until_, now) self:_step("penalize", now, until_) end
+function NgxStore:configure(limit, per)
+  if self.budget_limit then
+    local rate, old = limit / per, self.budget_limit / self.budget_per
+    if not (rate < old or (rate == old and limit < self.budget_limit)) then return end
+  end
+  self.budget_limit, self.budget_per = limit, per
+  self:_step("configure")
 end
-function NgxStore:penalize(until_) self:_step("penalize", _G.ngx.now(), until_) end
-function NgxStore:configure(limit, per) self:_step("configure", _G.ngx.now(), limit, per) end
 function NgxStore.close() end
 
 -- Reading must not need the lock (hooks call it often): a stale copy is fine.
 function NgxStore:state(now)
-  local _, state = core.limiter_step(self.dict:get(self.key), "state", now or _G.ngx.now())
+  local _, state = core.limiter_step(self.dict:get(self.key), "state", now or _G.ngx.now(),
+    self.budget_limit, self.budget_per)
   return state
 end
 
@@ -68,41 +83,11 @@ local function ngx_store(name, key)
                         lock_key = "audience:rl-lock:" .. key }, NgxStore)
 end
 
--- ---------------------------------------------------------------- redis://
--- The C store answers nil, "redis: ..." when Redis cannot be reached (it never raises
--- and never waits past its timeouts). The client turns a failed acquire into an error
--- of its own; a budget that could not be stored yet is stored on the next call.
-local RedisStore = {}
-RedisStore.__index = RedisStore
-
-function RedisStore:_configure_pending()
-  local pending = self.pending_budget
-  if not pending then return true end
-  local ok, err = self.c:configure(pending[1], pending[2])
-  if ok == nil and err then return nil, err end
-  self.pending_budget = nil
-  return true
-end
-
-function RedisStore:acquire(now, probe)
-  local ok, err = self:_configure_pending()
-  if not ok then return nil, err end
-  return self.c:acquire(now, probe)
-end
-function RedisStore:observe(limit, remaining, reset_at, now) return self.c:observe(limit, remaining, reset_at, now) end
-function RedisStore:penalize(until_) return self.c:penalize(until_) end
-function RedisStore:configure(limit, per)
-  self.pending_budget = { limit, per }
-  return self:_configure_pending()
-end
-function RedisStore:state(now)
-  local state = self.c:state(now)
-  return state or {}
-end
-function RedisStore:close() return self.c:close() end
+-- ---------------------------------------------------------------- selection
 
 --- `key` already names the provider and the account; it never contains a credential.
-function M.new(key, settings)
+--- `transport` is the client's transport name ("curl" or "ngx").
+function M.new(key, settings, transport)
   local store = settings.store or "memory"
   local limiter
   if store == "memory" then
@@ -110,14 +95,31 @@ function M.new(key, settings)
   elseif store:sub(1, 4) == "ngx:" and #store > 4 then
     limiter = ngx_store(store:sub(5), key)
   elseif store:sub(1, 5) == "file:" and #store > 5 then
-    limiter = core.limiter_file(store:sub(6), key)
-  elseif store:find("^redis://") then
-    limiter = setmetatable({ c = core.limiter_redis(store, key) }, RedisStore)
+    if transport == "ngx" then
+      -- flock() and its waits would stall every request of the worker.
+      error("audience: rate_limit.store \"file:...\" would block nginx's event loop; "
+        .. "use \"ngx:DICT\" (a lua_shared_dict) inside nginx", 0)
+    end
+    local err
+    limiter, err = core.limiter_file(store:sub(6), key)
+    if not limiter then error("audience: rate_limit.store: " .. tostring(err), 0) end
+  elseif store:find("^rediss?://") then
+    local ok, lim = pcall(core.limiter_redis, store, key)
+    if not ok then
+      -- The C side never quotes the URL; the message is rebuilt anyway so nothing of
+      -- it can leak through a wrapper.
+      local msg = tostring(lim)
+      msg = msg:match("%((url.*)%)$") or msg:match("(url.*)$") or msg:match("(redis: .*)$") or "cannot be used"
+      error("audience: rate_limit.store (redis): " .. msg, 0)
+    end
+    limiter = lim
   else
-    error(("audience: rate_limit.store \"%s\" is not supported (\"memory\", \"file:PATH\", "
-      .. "\"redis://HOST:PORT[/DB]\" or \"ngx:DICT\")"):format(store), 0)
+    -- Never echo the value: it may be a URL with a password in it.
+    error("audience: rate_limit.store is not supported (\"memory\", \"file:PATH\", "
+      .. "\"redis://[:PASSWORD@]HOST:PORT[/DB]\" or \"ngx:DICT\")", 0)
   end
   if settings.limit then
+    -- A store that is down now gets the budget at its next run: the object keeps it.
     limiter:configure(settings.limit, settings.per)
   end
   return limiter

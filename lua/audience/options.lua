@@ -57,7 +57,7 @@ local COMMON = {
 
 local RATE_LIMIT = {
   limit = "positive_integer", per = "positive", wait = "boolean", store = "string",
-  account = "secret", max_wait = "positive",
+  account = "secret", max_wait = "positive", on_wait = "function",
 }
 
 local BACKOFF = { base = "positive", max = "positive" }

@@ -11,12 +11,17 @@ local mockserver = require "support.mockserver"
 
 local M = {}
 
+-- The exit status travels in the output: under LuaJIT io.popen():close() is always
+-- true, so it could never report a failure.
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__status=$?\""))
   local out = p:read("a")
-  local ok = p:close()
-  return ok, out
+  p:close()
+  local body, status = out:match("^(.-)__status=(%d+)%s*$")
+  return tonumber(status) == 0, body or out
 end
+
+M.sh = sh
 
 local function repo_root()
   local spec_dir = mockserver.spec_dir

@@ -26,8 +26,13 @@ local function require_env(ctx, name, what)
   return v
 end
 
+-- Batch work may wait out a whole quota window (Creamailer's is an hour) rather than
+-- stop half-way; the progress line says it is waiting.
+local CLI_MAX_WAIT = 3900
+
 local function make_client(ctx, provider, o)
-  local opts = {}
+  local opts = { rate_limit = { max_wait = CLI_MAX_WAIT,
+    on_wait = function(seconds) if ctx.quota_wait then ctx.quota_wait(seconds) end end } }
   if o.timeout then
     opts.timeout = tonumber(o.timeout)
     if not opts.timeout or opts.timeout <= 0 then usage("--timeout expects seconds, got '" .. o.timeout .. "'") end

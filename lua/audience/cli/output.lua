@@ -109,8 +109,19 @@ end
 --- (every 1,000 items or 5 seconds), nothing with --no-progress.
 function Progress.new(ctx, label, total)
   local now = core.monotonic()
-  return setmetatable({ out = ctx.err, mode = ctx.progress, label = label, total = total, count = 0,
-    started = now, drawn = nil, width = 0, line_count = 0, line_time = now }, Progress)
+  local p = setmetatable({ out = ctx.err, mode = ctx.progress, label = label, total = total, count = 0,
+    started = now, drawn = nil, width = 0, line_count = 0, line_time = now, ctx = ctx }, Progress)
+  -- The client tells about quota waits through ctx (cli_client.lua): the line says so.
+  ctx.quota_wait = function(seconds) p:waiting(seconds) end
+  return p
+end
+
+--- The account's quota is used up: the line shows the wait until it ends.
+function Progress:waiting(seconds)
+  local now = core.monotonic()
+  self.wait_until = now + seconds
+  if self.mode == "bar" then self:draw(now)
+  elseif self.mode == "plain" then self:plain(now) end
 end
 
 function Progress:text(now, bar)
@@ -133,6 +144,9 @@ function Progress:text(now, bar)
   if total and total > 0 then
     local left = total - self.count
     parts[#parts + 1] = ", ETA " .. ((rate > 0 and left >= 0) and duration(left / rate) or "--")
+  end
+  if self.wait_until and now < self.wait_until then
+    parts[#parts + 1] = (", waiting for quota, %d s"):format(math.ceil(self.wait_until - now))
   end
   return table.concat(parts)
 end
@@ -175,6 +189,8 @@ end
 function Progress:finish()
   if self.finished then return end
   self.finished = true
+  self.wait_until = nil
+  if self.ctx.quota_wait then self.ctx.quota_wait = nil end
   local now = core.monotonic()
   if self.mode == "bar" and (self.drawn or self.count > 0) then
     self:draw(now)
