@@ -233,7 +233,7 @@ function Client:_interpret(method, status, body, headers, state)
     -- Some APIs say "no" inside a 200 ({"success": false, ...}).
     local refusal = provider.body_error and provider.body_error(value)
     if refusal then
-      local fields = readers[provider.errors](value, status, headers) or {}
+      local fields = (provider.errors or readers.none)(value, status, headers) or {}
       fields.status = status
       fields.kind = fields.kind or refusal
       fields.message = fields.message or "the API reported a failure"
@@ -248,8 +248,7 @@ function Client:_interpret(method, status, body, headers, state)
   end
 
   local decoded = body ~= "" and json.decode(body) or nil
-  local read = readers[provider.errors or "api_platform"]
-  local fields = read(decoded, status, headers) or {}
+  local fields = (provider.errors or readers.none)(decoded, status, headers) or {}
   fields.status = status
   fields.kind = fields.kind or Error.kind_for_status(status)
   if not fields.message then
@@ -257,7 +256,7 @@ function Client:_interpret(method, status, body, headers, state)
   end
   fields.retry_after = core.parse_retry_after(headers["retry-after"] or "", self._now())
 
-  -- Creamailer v1 refuses over-quota calls with 400 + Retry-After, not 429.
+  -- Some APIs refuse over-quota calls with another status (400 + Retry-After), not 429.
   local refusal = provider.quota_refusal
   local limited = fields.kind == "rate_limited"
     or (refusal and status == refusal.status and headers[refusal.header] ~= nil)
@@ -436,7 +435,7 @@ local M = {}
 --- Builds a client for `provider` (a description from audience.providers.*).
 function M.new(provider, opts)
   local o = options.check_constructor("audience." .. provider.name, provider, opts)
-  -- One API in two shapes (Creamailer v1/v2): the options pick the description.
+  -- One API in several shapes (versions): the options pick the description.
   if provider.variant then provider = provider.variant(o) end
 
   local self = setmetatable({}, Client)
@@ -467,7 +466,7 @@ function M.new(provider, opts)
   -- The account is named by a digest of the credential, so the key itself is never
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
-  -- quota_scope: a version of the API whose quota is counted apart (Creamailer v2).
+  -- quota_scope: a version of the API whose quota is counted apart from the others.
   local key = (provider.quota_scope or provider.name) .. ":" .. account
   self._limiter = limiter.new(key, rl)
   self._probe_quota = provider.rate_headers ~= nil

@@ -44,7 +44,7 @@ function Error.kind_for_status(status)
   return "http"
 end
 
--- "systeme: 422 validation: email: This value is already used (POST /contacts)"
+-- "NAME: 422 validation: email: This value is already used (POST /contacts)"
 function Error:__tostring()
   local out = { self.provider or "audience", ": " }
   if self.status then out[#out + 1] = tostring(self.status) .. " " end
