@@ -404,9 +404,9 @@ end
 function M.start(name, config, opts)
   opts = opts or {}
   assert(type(name) == "string" and name:match("^[%w_]+$"), "mockserver.start: bad mock name")
-  local dir = opts.mock_dir or M.mock_dir
-  if not file_exists(dir .. "/" .. name .. ".lua") then
-    error("mockserver.start: no mock " .. dir .. "/" .. name .. ".lua", 2)
+  local mock_dir = opts.mock_dir or M.mock_dir
+  if not file_exists(mock_dir .. "/" .. name .. ".lua") then
+    error("mockserver.start: no mock " .. mock_dir .. "/" .. name .. ".lua", 2)
   end
   local root_user = is_root()
   local owner_pid, owner_start = own_pid()
