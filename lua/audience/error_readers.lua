@@ -21,6 +21,19 @@ function M.summarize(details)
   return table.concat(parts, "; ")
 end
 
+--- A list of field errors as audience.Error details ({ field, message, code }), read
+--- with the keys the API names them by; entries that are not tables are skipped.
+function M.details(list, field_key, message_key, code_key)
+  local details = {}
+  for _, d in ipairs(list) do
+    if type(d) == "table" then
+      details[#details + 1] = { field = M.text(d[field_key]), message = M.text(d[message_key]),
+        code = M.text(d[code_key]) }
+    end
+  end
+  return details
+end
+
 --- The reader of a provider that gives none: the status alone says what happened.
 function M.none()
   return {}

@@ -3,7 +3,7 @@
 --
 --   local files = require "support.files"
 --   files.read(path) -> contents | nil;  files.write(path, data) -> path
---   files.quote(s) -> s as one POSIX shell word
+--   files.quote(s) -> s as one POSIX shell word;  files.capture(cmd) -> its stdout
 --   files.tmpdir(prefix) -> a new directory under /tmp;  files.remove_tree(path)
 local M = {}
 
@@ -22,6 +22,15 @@ function M.write(path, data)
   assert(f:write(data))
   assert(f:close())
   return path
+end
+
+--- The whole output of a shell command (popen), or nil when it cannot start.
+function M.capture(cmd)
+  local p = io.popen(cmd, "r")
+  if not p then return nil end
+  local out = p:read("*a")
+  p:close()
+  return out
 end
 
 --- `s` quoted for sh: any byte but NUL stays literal.

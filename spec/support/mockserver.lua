@@ -10,6 +10,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local files = require "support.files"
 
 local M = {}
 
@@ -17,17 +18,7 @@ local NGINX_MODULES = "/usr/lib/nginx/modules"
 
 -- ---------------------------------------------------------------- paths
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function popen_read(cmd)
-  local p = io.popen(cmd, "r")
-  if not p then return nil end
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell_quote, popen_read = files.quote, files.capture
 
 local function trim(s)
   local r = (s or ""):gsub("^%s+", ""):gsub("%s+$", "")
@@ -53,19 +44,7 @@ local function file_exists(path)
   return false
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
+local read_file, write_file = files.read, files.write
 
 local function tail(s, n)
   if not s or s == "" then return "(empty)" end

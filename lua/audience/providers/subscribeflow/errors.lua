@@ -16,13 +16,7 @@ return function(body)
   local out = { code = text(e.code), message = text(e.message) }
   out.kind = out.code and KINDS[out.code]
   if type(e.details) == "table" then
-    local details = {}
-    for _, d in ipairs(e.details) do
-      if type(d) == "table" then
-        details[#details + 1] = { field = text(d.field), message = text(d.message), code = text(d.code) }
-      end
-    end
-    out.details = details
+    out.details = readers.details(e.details, "field", "message", "code")
   end
   return out
 end

@@ -8,12 +8,7 @@ return function(body)
   if type(body) ~= "table" then return {} end
   local out = { message = text(body.detail) or text(body["hydra:description"]) or text(body.title) }
   if type(body.violations) == "table" then
-    local details = {}
-    for _, v in ipairs(body.violations) do
-      if type(v) == "table" then
-        details[#details + 1] = { field = text(v.propertyPath), message = text(v.message), code = text(v.code) }
-      end
-    end
+    local details = readers.details(body.violations, "propertyPath", "message", "code")
     out.details = details
     if not out.message and #details > 0 then out.message = summarize(details) end
   end
