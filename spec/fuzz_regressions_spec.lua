@@ -16,7 +16,7 @@ local SEP = "\255"
 local CORPUS = mockserver.spec_dir .. "/../fuzz/corpus"
 
 local function read(path)
-  return assert(require("support.files").read(path), path)
+  return (assert(require("support.files").read(path), path))
 end
 
 -- The files of one target's corpus, sorted, as { name =, data = }.

@@ -11,7 +11,7 @@ local processes = require "support.processes"
 local KEY = "prism-key"
 
 local function read(path)
-  return assert(require("support.files").read(path), path)
+  return (assert(require("support.files").read(path), path))
 end
 
 local function shell(cmd)
