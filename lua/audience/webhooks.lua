@@ -1,6 +1,7 @@
--- Checking (and, for tests, making) the signatures providers put on webhook deliveries.
+--- Checking (and, for tests, making) the signatures providers put on webhook deliveries.
 -- The comparison is done in C in constant time over the raw body bytes: verify what
 -- arrived, never a body that was decoded and encoded again.
+-- @module audience.webhooks
 local core = require "audience.core"
 local Error = require "audience.error"
 local providers = require "audience.providers"
@@ -55,8 +56,16 @@ local function header(headers, name)
   return nil
 end
 
---- true, or nil and an audience.Error of kind "auth" whose code says why
---- ("missing_signature", "malformed_signature" or "mismatch").
+--- Checks the signature of a delivery.
+-- @tparam string provider the provider's name ("systeme", "subscribeflow", ...)
+-- @tparam string raw_body the body exactly as received
+-- @tparam table headers the request's headers, in any case (a list value counts by its first)
+-- @tparam string secret the webhook's shared secret
+-- @treturn[1] boolean true when the signature matches
+-- @treturn[2] nil
+-- @treturn[2] Error of kind "auth" whose code says why: "missing_signature",
+-- "malformed_signature" or "mismatch"
+-- @raise when an argument is wrong or the provider signs no webhooks
 function M.verify(provider, raw_body, headers, secret)
   local scheme = check("webhooks.verify", provider, raw_body, secret)
   if type(headers) ~= "table" then
@@ -74,7 +83,11 @@ function M.verify(provider, raw_body, headers, secret)
 end
 
 --- The headers a provider would send with `raw_body`, for your own tests.
---- `style` is "hex" (default) or "base64" where the provider's format allows it.
+-- @tparam string provider the provider's name
+-- @tparam string raw_body the body
+-- @tparam string secret the webhook's shared secret
+-- @tparam[opt] string style "hex" (default) or "base64" where the provider's format allows it
+-- @treturn table { [header name] = signature }
 function M.sign(provider, raw_body, secret, style)
   local scheme = check("webhooks.sign", provider, raw_body, secret)
   return { [scheme.header] = core.webhook_sign(scheme.signature, raw_body, secret, style) }

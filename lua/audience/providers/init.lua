@@ -1,7 +1,8 @@
--- The providers audience knows, by name. A provider is one folder,
+--- The providers audience knows, by name. A provider is one folder,
 -- lua/audience/providers/NAME/, whose init.lua returns its description; the client, the
 -- resources, the helpers, the webhooks and the command read only that description, so
 -- another API is another folder (or a description registered at run time).
+-- @module audience.providers
 local M = {}
 
 -- The folders shipped with the module, in the order help texts list them.

@@ -1,5 +1,7 @@
--- Creamailer conveniences: a list sync that spends few requests (one read of the list,
+--- Creamailer conveniences: a list sync that spends few requests (one read of the list,
 -- then batched imports of what is new or changed), and CSV rows as import entries.
+-- `sync_list` is a method of every Creamailer client.
+-- @module audience.providers.creamailer.helpers
 local csv = require "audience.csv"
 local options = require "audience.options"
 local resource = require "audience.resource"
@@ -9,8 +11,6 @@ local bad, same_email, text, items_of = helpers.bad, helpers.same_email, helpers
 local catch, present, decode_cell = helpers.catch, helpers.present, helpers.decode_cell
 
 local M = {}
-local Creamailer = {}
-M.methods = Creamailer
 
 local function norm_key(v)
   return type(v) == "string" and v:lower() or text(v)
@@ -53,12 +53,24 @@ function M.subscriber_entry(row)
   return e
 end
 
---- cm:sync_list(list_id, source, { key = "email", update = true, batch_size = 500 })
---- -> { added, updated, unchanged, failed = { {email, reason} }, not_sent, batches }, err
+--- The helper methods of a Creamailer client.
+-- @type Creamailer
+local Creamailer = {}
+M.methods = Creamailer
+
 --- Reads the list once (every status, 1,000 a page), then imports only the entries that
---- are new or, with update, differ; in batches, never one request per entry.
---- source: an iterator function, a list of entry tables, or the path of a CSV file.
-function Creamailer.sync_list(self, list_id, source, opts)
+-- are new or, with update, differ; in batches, never one request per entry.
+-- @tparam integer|string list_id the list
+-- @tparam function|table|string source an iterator giving entry tables, a list of them,
+-- or the path of a CSV file
+-- @tparam[opt] table opts `key` (the field entries are matched by, "email" by default),
+-- `update` (default true), `batch_size` (at most 500)
+-- @treturn[1] table the report: `added`, `updated`, `unchanged`, `failed` ({ email,
+-- reason } each), `not_sent`, `batches`
+-- @treturn[1] Error|nil the error that stopped it early
+-- @treturn[2] nil
+-- @treturn[2] Error why the list could not be read
+function Creamailer:sync_list(list_id, source, opts)
   local fname = "sync_list"
   resource.check_arg(fname, 1, "list_id", "id", list_id)
   local next_entry

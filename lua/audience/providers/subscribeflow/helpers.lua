@@ -1,5 +1,7 @@
--- SubscribeFlow conveniences: find and upsert a subscriber by email, and creates whose
--- body is canonical JSON so that an Idempotency-Key replays them exactly.
+--- SubscribeFlow conveniences: find and upsert a subscriber by email, and creates whose
+-- body is canonical JSON so that an Idempotency-Key replays them exactly. They are
+-- methods of every SubscribeFlow client (`sf:upsert_subscriber{...}`).
+-- @module audience.providers.subscribeflow.helpers
 local json = require "audience.json"
 local jsonl = require "audience.jsonl"
 local Error = require "audience.error"
@@ -9,17 +11,16 @@ local helpers = require "audience.helpers"
 local bad, check_email, check_names, text = helpers.bad, helpers.check_email, helpers.check_names, helpers.text
 
 local M = {}
-local SubscribeFlow = {}
-M.methods = SubscribeFlow
-
---- sf:find_subscriber(email) -> subscriber | false | nil, err
-function SubscribeFlow.find_subscriber(self, email)
-  return helpers.find_by_email("find_subscriber", self.subscribers, email)
-end
 
 --- Creates a subscriber from `body`, sent as canonical JSON, so that the same body and
---- Idempotency-Key give the same bytes in any process (the server compares bytes).
---- Returns subscriber, replayed (bool) | nil, err.
+-- Idempotency-Key give the same bytes in any process (the server compares bytes).
+-- @tparam Client sf a SubscribeFlow client
+-- @tparam table body the subscriber
+-- @tparam[opt] string idempotency_key the key the server remembers the answer by
+-- @treturn[1] table the subscriber
+-- @treturn[1] boolean whether the server replayed an earlier answer to that key
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
 function M.create_subscriber(sf, body, idempotency_key)
   local value, err, res = sf:request("POST", "/subscribers",
     { body = jsonl.encode(body), idempotency_key = idempotency_key })
@@ -29,16 +30,36 @@ function M.create_subscriber(sf, body, idempotency_key)
   return value, replayed or false
 end
 
+--- The helper methods of a SubscribeFlow client.
+-- @type SubscribeFlow
+local SubscribeFlow = {}
+M.methods = SubscribeFlow
+
+--- The subscriber that has an email address (compared without case).
+-- @tparam string email the address
+-- @treturn[1] table the subscriber
+-- @treturn[2] boolean false when no subscriber has it
+-- @treturn[3] nil
+-- @treturn[3] Error why the lookup failed
+function SubscribeFlow:find_subscriber(email)
+  return helpers.find_by_email("find_subscriber", self.subscribers, email)
+end
+
 local function slugs_of(tags)
   local out = {}
   for i, t in ipairs(tags or {}) do out[i] = type(t) == "table" and t.slug or t end
   return out
 end
 
---- sf:upsert_subscriber{ email =, status =, metadata =, tags = { slugs } } [, { idempotency_key = }]
---- -> subscriber, created | nil, err. Creates, or patches status and metadata (merged
---- key by key) where they differ and adds the tags it lacks (tags are never removed).
-function SubscribeFlow.upsert_subscriber(self, spec, opts)
+--- Creates a subscriber, or patches its status and metadata (merged key by key) where
+-- they differ and adds the tags it lacks (tags are never removed).
+-- @tparam table spec `email` (required), `status`, `metadata`, `tags` (slugs)
+-- @tparam[opt] table opts `idempotency_key` for the create
+-- @treturn[1] table the subscriber as it is now
+-- @treturn[1] boolean whether it was created
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
+function SubscribeFlow:upsert_subscriber(spec, opts)
   local fname = "upsert_subscriber"
   if type(spec) ~= "table" then bad(fname, 1, "spec", "table", spec) end
   check_email(fname, 1, "spec.email", spec.email)

@@ -1,5 +1,7 @@
--- Systeme.io conveniences built from the public resource methods: find and upsert a
+--- Systeme.io conveniences built from the public resource methods: find and upsert a
 -- contact by email, and tags by name (resolved once per client, created when missing).
+-- They are methods of every Systeme.io client (`sys:upsert_contact{...}`).
+-- @module audience.providers.systeme.helpers
 local json = require "audience.json"
 local Error = require "audience.error"
 local helpers = require "audience.helpers"
@@ -8,11 +10,19 @@ local bad, check_email, check_names = helpers.bad, helpers.check_email, helpers.
 local text, items_of = helpers.text, helpers.items_of
 
 local M = {}
+
+--- The helper methods of a Systeme.io client.
+-- @type Systeme
 local Systeme = {}
 M.methods = Systeme
 
---- sys:find_contact(email) -> contact | false (no contact has it) | nil, err
-function Systeme.find_contact(self, email)
+--- The contact that has an email address (compared without case).
+-- @tparam string email the address
+-- @treturn[1] table the contact
+-- @treturn[2] boolean false when no contact has it
+-- @treturn[3] nil
+-- @treturn[3] Error why the lookup failed
+function Systeme:find_contact(email)
   return helpers.find_by_email("find_contact", self.contacts, email)
 end
 
@@ -125,10 +135,15 @@ local function contact_changes(contact, locale, fields)
   return patch
 end
 
---- sys:upsert_contact{ email =, locale =, fields =, tags = { names } } -> contact, created
 --- Finds the contact by email, creates it or merge-patches what differs, and adds the
---- tags it lacks (tags are only added, never removed; missing tags are created).
-function Systeme.upsert_contact(self, spec)
+-- tags it lacks (tags are only added, never removed; missing tags are created).
+-- @tparam table spec `email` (required), `locale`, `fields` ({ slug = value } or the
+-- API's list of { slug =, value = }), `tags` (names)
+-- @treturn[1] table the contact as it is now
+-- @treturn[1] boolean whether it was created
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
+function Systeme:upsert_contact(spec)
   local fname = "upsert_contact"
   if type(spec) ~= "table" then bad(fname, 1, "spec", "table", spec) end
   check_email(fname, 1, "spec.email", spec.email)
@@ -224,15 +239,22 @@ local function retag(self, fname, emails, names, adding)
   return report, stop
 end
 
---- sys:tag_contacts(emails, tag_names) -> { done =, failed = { {email, reason} }, not_found = { emails } }
---- Adds the tags (created when missing) to each contact found by email.
-function Systeme.tag_contacts(self, emails, tag_names)
+--- Adds tags (created when missing) to each contact found by email.
+-- @tparam function|{string,...} emails a list of addresses or an iterator giving them
+-- @tparam {string,...} tag_names the tags' names
+-- @treturn table the report: `done`, `failed` ({ email, reason } each), `not_found` (emails)
+-- @treturn[opt] Error the error that stopped it early (auth, quota, network...)
+function Systeme:tag_contacts(emails, tag_names)
   return retag(self, "tag_contacts", emails, tag_names, true)
 end
 
---- sys:untag_contacts(emails, tag_names) -> report, as tag_contacts. Tags that do not
---- exist are on no contact, so there is nothing to remove for them.
-function Systeme.untag_contacts(self, emails, tag_names)
+--- Removes tags from each contact found by email. Tags that do not exist are on no
+-- contact, so there is nothing to remove for them.
+-- @tparam function|{string,...} emails a list of addresses or an iterator giving them
+-- @tparam {string,...} tag_names the tags' names
+-- @treturn table the report, as `tag_contacts` gives it
+-- @treturn[opt] Error the error that stopped it early
+function Systeme:untag_contacts(emails, tag_names)
   return retag(self, "untag_contacts", emails, tag_names, false)
 end
 
