@@ -32,6 +32,35 @@ describe("a provider defined in one folder outside the module", function()
       "audience: bad argument #1 to 'audience.client' (name: a provider expected, got 'nope')")
   end)
 
+  it("is found by name as a folder audience/providers/NAME/ on package.path, unregistered", function()
+    local dir = files.tmpdir("audience-folder")
+    assert(os.execute("mkdir -p " .. files.quote(dir .. "/audience/providers/folded")))
+    files.write(dir .. "/audience/providers/folded/init.lua", [[
+local copy = {}
+for k, v in pairs(require "fakeprovider") do copy[k] = v end
+copy.name = "folded"
+return copy
+]])
+    local saved = package.path
+    package.path = dir .. "/?/init.lua;" .. package.path
+    local ok, err = pcall(function()
+      local folded = audience.client("folded", { api_key = KEY, base_url = m.url })
+      assert(folded.members:create{ email = "f@example.com" })
+      assert.equal(1, #m:data("members"))
+      local out, errf = io.tmpfile(), io.tmpfile()
+      local code = require("audience.cli").run({ "folded", "members", "list", "--json" },
+        { out = out, err = errf, progress = "none",
+          getenv = function(name) return ({ FAKE_API_KEY = KEY, FAKE_BASE_URL = m.url })[name] end })
+      assert.equal(0, code)
+      out:seek("set")
+      assert.matches('"email":"f@example.com"', out:read("a"), 1, true)
+    end)
+    package.path = saved
+    package.loaded["audience.providers.folded"] = nil
+    files.remove_tree(dir)
+    assert(ok, err)
+  end)
+
   it("checks its options like any provider", function()
     assert.has_error(function() audience.client("fake", {}) end)
     assert.has_error(function() audience.client("fake", { api_key = KEY, colour = "red" }) end)
