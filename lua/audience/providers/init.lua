@@ -50,6 +50,8 @@ function M.get(name)
 end
 
 --- The names of every provider: the shipped folders first, then the registered ones.
+-- A folder audience/providers/NAME/ elsewhere on package.path is found by `get` (and so
+-- by the client, the webhooks and the command) without being listed here.
 -- @treturn {string,...} names, in help order
 function M.names()
   local out = {}

@@ -1,14 +1,21 @@
--- Creamailer's batched import, shared by both API versions: the description of the
+--- Creamailer's batched import, shared by both API versions: the description of the
 -- version gives the path and the shape of the body.
+-- @module audience.providers.creamailer.import
 local resource = require "audience.resource"
 local options = require "audience.options"
 
 local MAX_BATCH = 500
 
--- subscribers:import(list_id, entries, { update_existing = bool, batch_size = n })
--- `entries` is a list or an iterator function giving one entry table per call. Entries
--- go in batches of at most 500. The report accounts for every entry:
--- added + updated + #failed == the number of entries given.
+--- `cm.subscribers:import(list_id, entries [, opts])`: entries in batches of at most 500.
+-- The report accounts for every entry: added + updated + #failed == the entries given.
+-- @function import
+-- @tparam table self the subscribers resource
+-- @tparam integer|string list_id the list
+-- @tparam function|table entries a list of entry tables, or an iterator giving one per call
+-- @tparam[opt] table opts `update_existing` (boolean), `batch_size` (at most 500)
+-- @treturn table the report: `added`, `updated`, `failed` ({ email, reason } each),
+-- `not_sent` (emails), `batches`
+-- @treturn[opt] Error the error of a batch that failed outright (the rest is not sent)
 return function(self, list_id, entries, opts)
   local fname = "subscribers:import"
   resource.check_arg(fname, 1, "list_id", "id", list_id)

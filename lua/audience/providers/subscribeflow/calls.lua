@@ -1,11 +1,19 @@
--- SubscribeFlow calls that do not fit the generic resource description.
+--- SubscribeFlow calls that do not fit the generic resource description.
+-- @module audience.providers.subscribeflow.calls
 local resource = require "audience.resource"
 local options = require "audience.options"
 local json = require "audience.json"
 
 local M = {}
 
---- subscribers:update_tags(id, { add = {...}, remove = {...} }) -> the subscriber's tags
+--- `sf.subscribers:update_tags(id, changes)`: adds and removes tags in one call.
+-- @tparam table self the subscribers resource
+-- @tparam integer|string id the subscriber
+-- @tparam table changes `add` and/or `remove`, lists of tag slugs
+-- @tparam[opt] table opts `timeout`, `headers`
+-- @treturn[1] table the subscriber's tags, a plain array
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
 function M.update_tags(self, id, changes, opts)
   local fname = "subscribers:update_tags"
   resource.check_arg(fname, 1, "id", "id", id)
