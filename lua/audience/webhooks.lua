@@ -57,7 +57,7 @@ local function header(headers, name)
 end
 
 --- Checks the signature of a delivery.
--- @tparam string provider the provider's name ("systeme", "subscribeflow", ...)
+-- @tparam string provider the provider's name (one whose description has a webhook scheme)
 -- @tparam string raw_body the body exactly as received
 -- @tparam table headers the request's headers, in any case (a list value counts by its first)
 -- @tparam string secret the webhook's shared secret
