@@ -74,6 +74,8 @@ local function save_checkpoint(path, state)
   return os.rename(tmp, path)
 end
 
+-- What a row's error means for the import: a row that failed, or a cause (auth, quota,
+-- network) that would fail every row and so stops it. Row handlers return its verdict.
 local function classify(err)
   rethrow_interrupt(err)
   if helpers.is_fatal(err) then return "fatal", err end
@@ -132,6 +134,10 @@ local function do_import(ctx, o, client, spec, list)
     if not dry then save_checkpoint(cp_path, state) end
   end
 
+  -- The provider's command description says how rows go: in batches of one request
+  -- each (import_batches: size, entry(row), send(client, list, batch, update)), or one
+  -- at a time (import_rows(client, o, classify) -> a handler giving each row's outcome:
+  -- "created", "existing", "updated", "failed" with a reason, or "fatal" with the error).
   local fatal
   local loop
   if spec.import_batches then
