@@ -6,6 +6,7 @@
 #   make test                 run the whole test suite (ends with "tests: N passed, N failed")
 #   make deps                 install the Debian packages the project needs (root)
 #   make examples             run examples/ against the bundled mock servers
+#   make docs                 the API reference from the LDoc comments -> build/docs
 #   make asan                 every spec against an ASan + UBSan build of the core (build/asan)
 #   make valgrind             every spec, and the C driver tests/core_driver, under valgrind
 #   make fuzz [FUZZ_SECONDS=60]  each libFuzzer target in fuzz/ for FUZZ_SECONDS (clang);
@@ -50,7 +51,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all install install-luajit uninstall test deps examples clean dist
+.PHONY: all install install-luajit uninstall test deps examples clean dist docs
 
 all: $(CORE)
 
@@ -98,6 +99,12 @@ examples: all
 
 clean:
 	rm -rf build
+
+# `make docs`: the API reference, from the LDoc comments (config.ld), in build/docs.
+# Any warning fails it.
+docs:
+	rm -rf build/docs
+	ldoc --fatalwarnings --testing .
 
 # ---- release --------------------------------------------------------------------
 # `make dist [DIST_URL=https://host/path]`: build/dist/audience-VERSION.tar.gz from the

@@ -23,7 +23,9 @@
 local socket = require "socket"
 
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+package.path = here .. "/../spec/?.lua;" .. package.path
+local files = require "support.files"
+local sh_quote = files.quote
 
 local function capture(cmd)
   local p = assert(io.popen(cmd, "r"))
@@ -79,19 +81,7 @@ local function file_exists(path)
   return false
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local read_file, write_file = files.read, files.write
 
 local function log(fmt, ...)
   io.stderr:write((fmt):format(...), "\n")

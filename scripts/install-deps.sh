@@ -9,7 +9,7 @@ PACKAGES=(
   luajit2 libluajit2-5.1-dev
   libcurl4-openssl-dev libssl-dev libhiredis-dev redis-server
   nginx libnginx-mod-http-lua
-  lua-argparse lua-busted lua-socket lua-sec lua-check luarocks openssl
+  lua-argparse lua-busted lua-socket lua-sec lua-check lua-ldoc luarocks openssl
   valgrind clang libclang-rt-14-dev cppcheck
   nodejs locales
   libhttp-parser-dev wrk

@@ -55,6 +55,9 @@ if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
   check "luacheck: tests/" luacheck -q tests
   check "cppcheck: src/" cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr src/
   check "fuzz: targets build, corpora replay" make -s fuzz FUZZ_SECONDS=0
+  # LDoc says "reading configuration" and "output written"; any other line is a warning.
+  check "docs: make docs builds the API reference without a warning" bash -c \
+    'out=$(make -s docs 2>&1) || { echo "$out"; exit 1; }; ! grep -v "^reading configuration\|^output written" <<<"$out"'
   check "dist: make dist, then luarocks make offline in the tarball, installs a working module and command" \
     bash scripts/dist-check.sh
 else

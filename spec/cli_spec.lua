@@ -8,24 +8,8 @@ local socket = require "socket"
 local ROOT = assert(io.popen("pwd")):read("l")
 local TMP
 
-local function shq(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local files = require "support.files"
+local shq, read_file, write_file = files.quote, files.read, files.write
 
 -- Every credential variable is cleared first, so the caller's environment cannot leak in.
 local CLEARED = { "SYSTEME_API_KEY", "SYSTEME_BASE_URL", "CREAMAILER_ACCESS_TOKEN", "CREAMAILER_SHARED_SECRET",

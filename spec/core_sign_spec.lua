@@ -8,9 +8,7 @@ local function errmsg(ok, err)
   return tostring(err)
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local shell_quote = require("support.files").quote
 
 local tmpfiles = {}
 

@@ -17,23 +17,8 @@ local function errmsg(ok, err)
   return tostring(err)
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
+local files = require "support.files"
+local shell_quote, read_file, write_file = files.quote, files.read, files.write
 
 local function file_size(path)
   return #(read_file(path) or "")

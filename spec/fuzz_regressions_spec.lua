@@ -16,10 +16,7 @@ local SEP = "\255"
 local CORPUS = mockserver.spec_dir .. "/../fuzz/corpus"
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return (assert(require("support.files").read(path), path))
 end
 
 -- The files of one target's corpus, sorted, as { name =, data = }.

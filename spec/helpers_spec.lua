@@ -248,7 +248,7 @@ describe("helpers: SubscribeFlow", function()
     assert(sf:upsert_subscriber(spec, { idempotency_key = "row-7" }))
     -- The same key and body replays; the server compares bytes, which the helper keeps stable.
     local body = { email = "bob@example.com", tags = audience.array{ "events" }, metadata = { b = "two", a = 1 } }
-    local s, replayed = require("audience.helpers").create_subscriber(sf, body, "row-7")
+    local s, replayed = require("audience.providers.subscribeflow.helpers").create_subscriber(sf, body, "row-7")
     assert.truthy(s)
     assert.is_true(replayed)
     assert.equal(1, #m:data("subscribers"))

@@ -8,7 +8,7 @@ local TOKEN, SECRET = "test-token", "test-secret"
 
 -- ---------------------------------------------------------------- signing
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shell_quote = require("support.files").quote
 
 local function openssl_hex(args, data)
   local f = os.tmpname()

@@ -11,10 +11,7 @@ local processes = require "support.processes"
 local KEY = "prism-key"
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
+  return (assert(require("support.files").read(path), path))
 end
 
 local function shell(cmd)

@@ -126,15 +126,19 @@ static int same_text(const char *s, size_t n, const char *literal)
     return n == strlen(literal) && memcmp(s, literal, n) == 0;
 }
 
+/* A webhook signature format, named as a provider description names it (its
+ * webhook.signature), or by the provider that format was first made for. */
 static enum aud_webhook_provider check_provider(lua_State *L, int arg)
 {
     size_t n;
     const char *p = aud_l_check_string(L, arg, "provider", &n);
-    if (same_text(p, n, "systeme"))
+    if (same_text(p, n, "hex") || same_text(p, n, "systeme"))
         return AUD_WEBHOOK_SYSTEME;
-    if (same_text(p, n, "subscribeflow"))
+    if (same_text(p, n, "sha256-hex-or-base64") ||
+        same_text(p, n, "subscribeflow"))
         return AUD_WEBHOOK_SUBSCRIBEFLOW;
-    luaL_argerror(L, arg, "provider must be \"systeme\" or \"subscribeflow\"");
+    luaL_argerror(L, arg, "provider (a signature format) must be \"hex\" or "
+                          "\"sha256-hex-or-base64\"");
     return AUD_WEBHOOK_SYSTEME; /* not reached */
 }
 
@@ -149,7 +153,8 @@ static enum aud_webhook_style check_style(lua_State *L, int arg,
         return AUD_WEBHOOK_HEX;
     if (same_text(s, n, "base64")) {
         if (provider != AUD_WEBHOOK_SUBSCRIBEFLOW)
-            luaL_argerror(L, arg, "style \"base64\" is only for subscribeflow");
+            luaL_argerror(L, arg,
+                          "style \"base64\" is only for \"sha256-hex-or-base64\"");
         return AUD_WEBHOOK_BASE64;
     }
     luaL_argerror(L, arg, "style must be \"hex\" or \"base64\"");

@@ -1,7 +1,8 @@
--- A client for one provider: validates options, owns the HTTP handle and the account's
+--- A client for one provider: validates options, owns the HTTP handle and the account's
 -- limiter, and runs every call through one pipeline (build URL and headers, wait for
 -- quota, send, learn from the rate-limit headers, retry what is safe to retry, turn
 -- the answer into a value or an audience.Error). Providers only describe themselves.
+-- @module audience.client
 local core = require "audience.core"
 local json = require "audience.json"
 local Error = require "audience.error"
@@ -12,6 +13,8 @@ local transport = require "audience.transport"
 local auth = require "audience.auth"
 local add_user_headers = require("audience.request_headers").add
 
+--- What every client offers, whatever its provider; its resources are `Resource`s.
+-- @type Client
 local Client = {}
 Client.__index = Client
 
@@ -62,9 +65,9 @@ local function secret_forms(self)
   return forms
 end
 
---- Replaces every occurrence of the client's secrets, and of the call's own secrets
---- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
---- percent-encoded in URLs, so both forms are replaced.
+-- Replaces every occurrence of the client's secrets, and of the call's own secrets
+-- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
+-- percent-encoded in URLs, so both forms are replaced.
 function Client:_scrub(s, extra)
   if type(s) ~= "string" then return s end
   local forms = secret_forms(self)
@@ -242,7 +245,7 @@ function Client:_interpret(method, status, body, headers, state)
     -- Some APIs say "no" inside a 200 ({"success": false, ...}).
     local refusal = provider.body_error and provider.body_error(value)
     if refusal then
-      local fields = readers[provider.errors](value, status, headers) or {}
+      local fields = (provider.errors or readers.none)(value, status, headers) or {}
       fields.status = status
       fields.kind = fields.kind or refusal
       fields.message = fields.message or "the API reported a failure"
@@ -257,8 +260,7 @@ function Client:_interpret(method, status, body, headers, state)
   end
 
   local decoded = body ~= "" and json.decode(body) or nil
-  local read = readers[provider.errors or "api_platform"]
-  local fields = read(decoded, status, headers) or {}
+  local fields = (provider.errors or readers.none)(decoded, status, headers) or {}
   fields.status = status
   fields.kind = fields.kind or Error.kind_for_status(status)
   if not fields.message then
@@ -266,7 +268,7 @@ function Client:_interpret(method, status, body, headers, state)
   end
   fields.retry_after = core.parse_retry_after(headers["retry-after"] or "", self._now())
 
-  -- Creamailer v1 refuses over-quota calls with 400 + Retry-After, not 429.
+  -- Some APIs refuse over-quota calls with another status (400 + Retry-After), not 429.
   local refusal = provider.quota_refusal
   local limited = fields.kind == "rate_limited"
     or (refusal and status == refusal.status and headers[refusal.header] ~= nil)
@@ -300,9 +302,9 @@ function Client:_hook(name, info)
   if hook then hook(info) end
 end
 
---- The one path every call takes. `spec`: query, body (table or string), content_type,
---- headers, timeout, idempotency_key, auth (false: send no credentials), secrets (values
---- of this call to keep out of errors and hooks).
+-- The one path every call takes. `spec`: query, body (table or string), content_type,
+-- headers, timeout, idempotency_key, auth (false: send no credentials), secrets (values
+-- of this call to keep out of errors and hooks).
 function Client:_call(method, path, spec)
   spec = spec or NO_SPEC
   local provider = self._provider
@@ -408,7 +410,16 @@ local function check_request_args(method, path, opts)
 end
 
 --- The escape hatch: any route of the API, with the same auth, quota and retries.
---- Returns body, nil, res on success and nil, err, res on failure.
+-- @tparam string method "GET", "POST", "PUT", "PATCH", "DELETE", ...
+-- @tparam string path the route below the client's base_url, such as "/contacts/7"
+-- @tparam[opt] table opts `query`, `body` (a table sent as JSON, or the exact bytes),
+-- `headers`, `timeout`, `content_type`, `idempotency_key`
+-- @treturn[1] any the decoded body (true for an answer without one)
+-- @treturn[1] nil
+-- @treturn[1] table the response: status, headers
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
+-- @treturn[2] table|nil the response, when there was one
 function Client:request(method, path, opts)
   check_request_args(method, path, opts)
   opts = opts or {}
@@ -418,7 +429,9 @@ function Client:request(method, path, opts)
   return self:_call(method:upper(), path, opts)
 end
 
---- The account's quota as last known: { limit =, remaining =, reset_at = }.
+--- The account's quota as last known.
+-- @treturn table `limit`, `remaining`, `reset_at` (a Unix time) and `blocked_until`,
+-- each nil while unknown
 function Client:rate_limit()
   local s = self._limiter:state(self._now())
   return { limit = s.limit, remaining = s.remaining, reset_at = s.reset_at,
@@ -426,9 +439,11 @@ function Client:rate_limit()
 end
 
 --- Runs many independent calls with at most `opts.concurrency` (default 8) requests in
---- flight, each through the same quota, retries and errors as a single call. `calls`
---- holds functions that use this client, or request tables { method, path, body =, ... }.
---- Returns one { value =, err = } per call, in input order.
+-- flight, each through the same quota, retries and errors as a single call.
+-- @tparam {function|table,...} calls functions that use this client, or request tables
+-- { method, path, query =, body =, headers =, ... }
+-- @tparam[opt] table opts `concurrency`
+-- @treturn {table,...} one { value =, err = } per call, in input order
 function Client:parallel(calls, opts)
   return require("audience.parallel").run(self, calls, opts)
 end
@@ -443,10 +458,10 @@ Client.__close = Client.close
 
 local M = {}
 
---- Builds a client for `provider` (a description from audience.providers.*).
+-- Builds a client for `provider` (a description from audience.providers.*).
 function M.new(provider, opts)
   local o = options.check_constructor("audience." .. provider.name, provider, opts)
-  -- One API in two shapes (Creamailer v1/v2): the options pick the description.
+  -- One API in several shapes (versions): the options pick the description.
   if provider.variant then provider = provider.variant(o) end
 
   local self = setmetatable({}, Client)
@@ -482,7 +497,7 @@ function M.new(provider, opts)
   -- The account is named by a digest of the credential, so the key itself is never
   -- used as a name anywhere (a file, a Redis key, a shared dict).
   local account = rl.account or ("key-" .. core.sha256_hex(a.credential):sub(1, 24))
-  -- quota_scope: a version of the API whose quota is counted apart (Creamailer v2).
+  -- quota_scope: a version of the API whose quota is counted apart from the others.
   local key = (provider.quota_scope or provider.name) .. ":" .. account
   self._limiter = limiter.new(key, rl, self._transport_name)
   self._probe_quota = provider.rate_headers ~= nil

@@ -1,8 +1,14 @@
--- audience.Error: the one shape every failed call returns (and every iterator raises).
+--- audience.Error: the one shape every failed call returns (and every iterator raises).
+-- Its fields: `kind` (one of `KINDS`), `provider`, `status`, `code`, `message`,
+-- `details` ({ field, message, code } each), `method`, `path`, `url` (secrets removed),
+-- `retry_after`, `attempts`. `tostring(err)` gives one readable line.
+-- @module audience.error
 local Error = {}
 Error.__index = Error
 Error.__name = "audience.Error"
 
+--- The kinds of failure, as a set.
+-- @table KINDS
 Error.KINDS = {
   network = true, timeout = true, rate_limited = true, auth = true, forbidden = true, validation = true,
   not_found = true, conflict = true, server = true, decode = true, http = true,
@@ -16,6 +22,9 @@ local function drop_userinfo(s)
 end
 Error.drop_userinfo = drop_userinfo
 
+--- An error from its fields (URLs and messages lose any user:password in them).
+-- @tparam table fields `kind` (required, one of `KINDS`) and the others
+-- @treturn Error the error
 function Error.new(fields)
   assert(Error.KINDS[fields.kind], "unknown error kind")
   for _, k in ipairs{ "message", "url", "path", "code" } do fields[k] = drop_userinfo(fields[k]) end
@@ -27,11 +36,14 @@ function Error.new(fields)
   return setmetatable(fields, Error)
 end
 
+--- Whether a value is an audience.Error.
+-- @param v any value
+-- @treturn boolean
 function Error.is(v)
   return getmetatable(v) == Error
 end
 
---- The kind an HTTP status means when the provider's body says nothing more precise.
+-- The kind an HTTP status means when the provider's body says nothing more precise.
 function Error.kind_for_status(status)
   if status == 400 or status == 422 or status == 415 then return "validation" end
   -- 401: who you are (a bad key); 403: what you may do (a read-only key writing).
@@ -44,7 +56,7 @@ function Error.kind_for_status(status)
   return "http"
 end
 
--- "systeme: 422 validation: email: This value is already used (POST /contacts)"
+-- "NAME: 422 validation: email: This value is already used (POST /contacts)"
 function Error:__tostring()
   local out = { self.provider or "audience", ": " }
   if self.status then out[#out + 1] = tostring(self.status) .. " " end

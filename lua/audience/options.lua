@@ -29,11 +29,6 @@ local KINDS = {
       return "non-empty string without CR, LF or NUL"
     end
   end,
-  secret = function(v)
-    if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") then
-      return "non-empty string without CR, LF or NUL"
-    end
-  end,
   positive = function(v) if not finite(v) or v <= 0 then return "positive number" end end,
   count = function(v) if not integral(v) or v < 0 then return "non-negative integer" end end,
   positive_integer = function(v) if not integral(v) or v < 1 then return "positive integer" end end,
@@ -48,7 +43,7 @@ local KINDS = {
 
 local COMMON = {
   base_url = "url", timeout = "positive", connect_timeout = "positive", retries = "count",
-  rate_limit = "rate_limit", user_agent = "secret", proxy = "string", ca_file = "string",
+  rate_limit = "rate_limit", user_agent = "string", proxy = "string", ca_file = "string",
   verify_tls = "boolean", on_request = "function", on_response = "function",
   transport = { "curl", "ngx" }, max_body = "positive_integer",
   keepalive_pool = "positive_integer", keepalive_timeout = "positive",
@@ -57,7 +52,7 @@ local COMMON = {
 
 local RATE_LIMIT = {
   limit = "positive_integer", per = "positive", wait = "boolean", store = "string",
-  account = "secret", max_wait = "positive", on_wait = "function",
+  account = "string", max_wait = "positive", on_wait = "function",
 }
 
 local BACKOFF = { base = "positive", max = "positive" }

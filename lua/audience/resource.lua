@@ -505,7 +505,7 @@ function M.attach(client, provider)
   for name, def in pairs(provider.resources) do
     client[name] = build(client, name, def)
   end
-  -- Calls on the client itself (Creamailer's ping).
+  -- Calls on the client itself (a credentials check, say).
   for name, fn in pairs(provider.client_methods or {}) do client[name] = fn end
 end
 

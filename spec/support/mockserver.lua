@@ -10,6 +10,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local files = require "support.files"
 
 local M = {}
 
@@ -17,17 +18,7 @@ local NGINX_MODULES = "/usr/lib/nginx/modules"
 
 -- ---------------------------------------------------------------- paths
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function popen_read(cmd)
-  local p = io.popen(cmd, "r")
-  if not p then return nil end
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell_quote, popen_read = files.quote, files.capture
 
 local function trim(s)
   local r = (s or ""):gsub("^%s+", ""):gsub("%s+$", "")
@@ -53,19 +44,7 @@ local function file_exists(path)
   return false
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
+local read_file, write_file = files.read, files.write
 
 local function tail(s, n)
   if not s or s == "" then return "(empty)" end
@@ -251,7 +230,8 @@ local function build_conf(ctx, opts)
   add("  keepalive_timeout 60s;")
   add("  lua_check_client_abort on;")
   add("  lua_socket_log_errors off;")
-  add('  lua_package_path "' .. M.mock_dir .. '/?.lua;;";')
+  -- A mock kept beside its provider (opts.mock_dir) still finds common.lua here.
+  add('  lua_package_path "' .. (opts.mock_dir and (opts.mock_dir .. "/?.lua;") or "") .. M.mock_dir .. '/?.lua;;";')
   local cpath = "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so"
   if file_exists("/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so") then
     add('  lua_package_cpath "' .. cpath .. ';;";')
@@ -398,12 +378,14 @@ end
 --- Start the mock spec/mock/NAME.lua; config is handed to it as JSON.
 -- opts: ssl = {cert=, key=} (adds an HTTPS listener: m.ssl_port, m.ssl_root, m.ssl_url),
 --       http_snippet / server_snippet / main_snippet (string or function(ctx) -> string,
---       ctx = {dir, port, ssl_port, name}), log_level, start_timeout (default 5 s).
+--       ctx = {dir, port, ssl_port, name}), log_level, start_timeout (default 5 s),
+--       mock_dir (where NAME.lua is, when it is not in spec/mock/).
 function M.start(name, config, opts)
   opts = opts or {}
   assert(type(name) == "string" and name:match("^[%w_]+$"), "mockserver.start: bad mock name")
-  if not file_exists(M.mock_dir .. "/" .. name .. ".lua") then
-    error("mockserver.start: no mock " .. M.mock_dir .. "/" .. name .. ".lua", 2)
+  local mock_dir = opts.mock_dir or M.mock_dir
+  if not file_exists(mock_dir .. "/" .. name .. ".lua") then
+    error("mockserver.start: no mock " .. mock_dir .. "/" .. name .. ".lua", 2)
   end
   local root_user = is_root()
   local owner_pid, owner_start = own_pid()

@@ -18,23 +18,11 @@ local M = {}
 local START_TIMEOUT = 5   -- seconds for a new server to answer PING
 local STOP_TIMEOUT = 3    -- seconds for SHUTDOWN before SIGKILL
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local files = require "support.files"
+local shell_quote, read_file = files.quote, files.read
 
 local function popen_read(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
+  return assert(files.capture(cmd))
 end
 
 -- A zombie (exited, not yet reaped by whoever inherited it) counts as gone.

@@ -6,6 +6,7 @@ local json = require "audience.json"
 local jsonl = require "audience.jsonl"
 local cli_errors = require "audience.cli.errors"
 local cli_output = require "audience.cli.output"
+local cli_help = require "audience.cli.help"
 
 local usage = cli_errors.usage
 local emit_json = cli_output.emit_json
@@ -26,36 +27,26 @@ local function require_env(ctx, name, what)
   return v
 end
 
--- Batch work may wait out a whole quota window (Creamailer's is an hour) rather than
+-- Batch work may wait out a whole quota window (some providers' last an hour) rather than
 -- stop half-way; the progress line says it is waiting.
 local CLI_MAX_WAIT = 3900
 
 local function make_client(ctx, provider, o)
-  local opts = { rate_limit = { max_wait = CLI_MAX_WAIT,
-    on_wait = function(seconds) if ctx.quota_wait then ctx.quota_wait(seconds) end end } }
+  local env = {
+    value = function(name) return env_value(ctx, name) end,
+    required = function(name, what) return require_env(ctx, name, what) end,
+    usage = usage,
+  }
+  local timeout
   if o.timeout then
-    opts.timeout = tonumber(o.timeout)
-    if not opts.timeout or opts.timeout <= 0 then usage("--timeout expects seconds, got '" .. o.timeout .. "'") end
+    timeout = tonumber(o.timeout)
+    if not timeout or timeout <= 0 then usage("--timeout expects seconds, got '" .. o.timeout .. "'") end
   end
-  if provider == "systeme" then
-    opts.api_key = require_env(ctx, "SYSTEME_API_KEY", "the API key of the Systeme.io account")
-    opts.base_url = o["base-url"] or env_value(ctx, "SYSTEME_BASE_URL")
-    return audience.systeme(opts)
-  elseif provider == "creamailer" then
-    opts.access_token = require_env(ctx, "CREAMAILER_ACCESS_TOKEN", "the Creamailer access token")
-    opts.shared_secret = require_env(ctx, "CREAMAILER_SHARED_SECRET", "the Creamailer shared secret")
-    local version = env_value(ctx, "CREAMAILER_VERSION") or "1"
-    if version ~= "1" and version ~= "2" then usage("CREAMAILER_VERSION must be 1 or 2, not '" .. version .. "'") end
-    opts.version = tonumber(version)
-    opts.base_url = o["base-url"] or (version == "2" and env_value(ctx, "CREAMAILER_V2_BASE_URL"))
-      or env_value(ctx, "CREAMAILER_BASE_URL")
-    return audience.creamailer(opts)
-  end
-  local key, token = env_value(ctx, "SUBSCRIBEFLOW_API_KEY"), env_value(ctx, "SUBSCRIBEFLOW_TOKEN")
-  if not key and not token then usage("SUBSCRIBEFLOW_API_KEY or SUBSCRIBEFLOW_TOKEN is not set") end
-  opts.api_key, opts.token = key, (not key) and token or nil
-  opts.base_url = o["base-url"] or env_value(ctx, "SUBSCRIBEFLOW_BASE_URL")
-  return audience.subscribeflow(opts)
+  local opts = cli_help.command_of(provider).client_options(env, o)
+  opts.timeout = timeout
+  opts.rate_limit = { max_wait = CLI_MAX_WAIT,
+    on_wait = function(seconds) if ctx.quota_wait then ctx.quota_wait(seconds) end end }
+  return audience.client(provider, opts)
 end
 
 local function shallow_copy(t)

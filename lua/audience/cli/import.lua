@@ -1,15 +1,12 @@
 -- Bulk writes of `audience`: import (resumable through a checkpoint file), tag, untag
 -- and sync, which read rows or emails from a file and count each row's outcome.
 local audience = require "audience"
-local core = require "audience.core"
 local json = require "audience.json"
 local jsonl = require "audience.jsonl"
 local helpers = require "audience.helpers"
-local Error = require "audience.error"
 local cli_errors = require "audience.cli.errors"
 local cli_args = require "audience.cli.args"
 local cli_output = require "audience.cli.output"
-local cli_client = require "audience.cli.client"
 
 local EXIT = cli_errors.EXIT
 local usage = cli_errors.usage
@@ -19,7 +16,6 @@ local api_failure = cli_errors.api_failure
 local format_of = cli_args.format_of
 local emit_json = cli_output.emit_json
 local Progress = cli_output.Progress
-local shallow_copy = cli_client.shallow_copy
 
 local M = {}
 
@@ -78,99 +74,12 @@ local function save_checkpoint(path, state)
   return os.rename(tmp, path)
 end
 
-local function field_list(map)
-  local slugs = {}
-  for k in pairs(map) do slugs[#slugs + 1] = k end
-  table.sort(slugs)
-  local out = {}
-  for i, slug in ipairs(slugs) do out[i] = { slug = slug, value = map[slug] } end
-  return out
-end
-
+-- What a row's error means for the import: a row that failed, or a cause (auth, quota,
+-- network) that would fail every row and so stops it. Row handlers return its verdict.
 local function classify(err)
   rethrow_interrupt(err)
   if helpers.is_fatal(err) then return "fatal", err end
   return "failed", tostring(err)
-end
-
--- Systeme.io: one create per row; a taken email is already there (or, with --update,
--- is updated). Tags named in the row are added either way.
-local function systeme_row_handler(sys, o)
-  local update = o.update and not o["dry-run"]
-  return function(row)
-    local c = helpers.unflatten_contact(row)
-    if not c.email then return "failed", "no email" end
-    if update then
-      local contact, created = sys:upsert_contact{ email = c.email, locale = c.locale, fields = c.fields,
-        tags = #c.tags > 0 and c.tags or nil }
-      if not contact then return classify(created) end
-      return created and "created" or "updated"
-    end
-    local body = { email = c.email, locale = c.locale }
-    local fields = field_list(c.fields)
-    if #fields > 0 then body.fields = fields end
-    local contact, err = sys.contacts:create(body)
-    local outcome = "created"
-    if not contact then
-      if not helpers.email_taken(err) then return classify(err) end
-      outcome = "existing"
-    end
-    if #c.tags > 0 and not o["dry-run"] then
-      local report, terr = sys:tag_contacts({ c.email }, c.tags)
-      if terr then return classify(terr) end
-      if #report.failed > 0 then return "failed", "tags: " .. report.failed[1].reason end
-    end
-    return outcome
-  end
-end
-
-local function subscribeflow_body(row)
-  local out = { email = row.email ~= "" and row.email or nil }
-  if type(row.status) == "string" and row.status ~= "" then out.status = row.status end
-  local metadata = row.metadata
-  if type(metadata) == "string" and metadata ~= "" then metadata = json.decode(metadata) end
-  metadata = type(metadata) == "table" and shallow_copy(metadata) or {}
-  local tags = row.tags
-  if type(tags) == "string" then
-    tags = tags:find("^%s*%[") and json.decode(tags) or helpers.split_names(tags)
-  end
-  local slugs = {}
-  for _, t in ipairs(type(tags) == "table" and tags or {}) do
-    slugs[#slugs + 1] = type(t) == "table" and t.slug or t
-  end
-  local SKIP = { email = true, status = true, metadata = true, tags = true, id = true, created_at = true,
-    updated_at = true }
-  for k, v in pairs(row) do
-    if type(k) == "string" and not SKIP[k] and type(v) ~= "table" and v ~= "" and v ~= json.null then
-      metadata[k] = v
-    end
-  end
-  if next(metadata) ~= nil then out.metadata = metadata end
-  if #slugs > 0 then out.tags = json.array(slugs) end
-  return out
-end
-
--- SubscribeFlow: the Idempotency-Key is made from the file, the row number and the
--- row's canonical body, so a row re-sent by a resumed run replays instead of duplicating.
-local function subscribeflow_row_handler(sf, o)
-  local file = basename(o.file)
-  return function(row, n)
-    local body = subscribeflow_body(row)
-    if not body.email then return "failed", "no email" end
-    local key = "audience-import-" .. core.sha256_hex(file .. "\n" .. n .. "\n" .. jsonl.encode(body)):sub(1, 40)
-    if o.update and not o["dry-run"] then
-      local s, created = sf:upsert_subscriber(body, { idempotency_key = key })
-      if not s then return classify(created) end
-      return created and "created" or "updated"
-    end
-    local s, replayed_or_err = helpers.create_subscriber(sf, body, key)
-    -- A replay answers a row an earlier run sent: it was there before this run, as a
-    -- Systeme.io row whose email is taken is.
-    if s then return replayed_or_err and "existing" or "created" end
-    local err = replayed_or_err
-    if Error.is(err) and err.kind == "conflict" then return "existing" end
-    return classify(err)
-  end
 end
 
 local function import_summary(ctx, o, state, how)
@@ -186,7 +95,7 @@ end
 
 local MAX_SHOWN_FAILURES = 100
 
-local function do_import(ctx, o, client, provider, list)
+local function do_import(ctx, o, client, spec, list)
   if not o.file then usage("import needs --file FILE") end
   local format = format_of(o, o.file, "csv")
   local dry = o["dry-run"]
@@ -225,15 +134,20 @@ local function do_import(ctx, o, client, provider, list)
     if not dry then save_checkpoint(cp_path, state) end
   end
 
+  -- The provider's command description says how rows go: in batches of one request
+  -- each (import_batches: size, entry(row), send(client, list, batch, update)), or one
+  -- at a time (import_rows(client, o, classify) -> a handler giving each row's outcome:
+  -- "created", "existing", "updated", "failed" with a reason, or "fatal" with the error).
   local fatal
   local loop
-  if provider == "creamailer" then
+  if spec.import_batches then
+    local batches = spec.import_batches
     local update = o.update == true
     loop = function()
       local batch, emails, last = {}, {}, nil
       local function flush()
         if #batch == 0 then return true end
-        local report, err = client.subscribers:import(list, batch, { update_existing = update })
+        local report, err = batches.send(client, list, batch, update)
         if err then
           rethrow_interrupt(err)
           fatal = err
@@ -258,17 +172,17 @@ local function do_import(ctx, o, client, provider, list)
       for row in rows do
         n = n + 1
         if n > state.row then
-          local entry = helpers.subscriber_entry(row)
+          local entry = batches.entry(row)
           batch[#batch + 1] = entry
           last = n
           if type(entry.email) == "string" then emails[entry.email:lower()] = n end
-          if #batch >= 500 and not flush() then return end
+          if #batch >= batches.size and not flush() then return end
         end
       end
       flush()
     end
   else
-    local handle = provider == "systeme" and systeme_row_handler(client, o) or subscribeflow_row_handler(client, o)
+    local handle = spec.import_rows(client, o, classify)
     loop = function()
       local n = 0
       for row in rows do
@@ -373,7 +287,7 @@ local function ticking(items, progress)
   end
 end
 
-local function do_tag(ctx, o, client, adding, positional)
+local function do_tag(ctx, o, client, spec, adding, positional)
   if #o.tag == 0 then usage((adding and "tag" or "untag") .. " needs --tag NAME") end
   local emails = email_source(o, positional)
   if o["dry-run"] then
@@ -387,12 +301,7 @@ local function do_tag(ctx, o, client, adding, positional)
     return EXIT.ok
   end
   local progress = Progress.new(ctx, adding and "tag" or "untag", type(emails) == "table" and #emails or nil)
-  local report, err
-  if adding then
-    report, err = client:tag_contacts(ticking(emails, progress), o.tag)
-  else
-    report, err = client:untag_contacts(ticking(emails, progress), o.tag)
-  end
+  local report, err = spec.retag(client, adding, ticking(emails, progress), o.tag)
   progress:finish()
   if err then rethrow_interrupt(err) end
   for _, f in ipairs(report.failed) do ctx.err:write(("failed: %s: %s\n"):format(tostring(f.email), f.reason)) end
@@ -407,7 +316,7 @@ local function do_tag(ctx, o, client, adding, positional)
   return (#report.failed > 0 or #report.not_found > 0) and EXIT.partial or EXIT.ok
 end
 
-local function do_sync(ctx, o, client, list)
+local function do_sync(ctx, o, client, spec, list)
   if not o.file then usage("sync needs --file FILE") end
   local format = format_of(o, o.file, "csv")
   if o["dry-run"] then
@@ -420,9 +329,9 @@ local function do_sync(ctx, o, client, list)
   local progress = Progress.new(ctx, "sync", count_rows(o.file, format))
   local source = ticking(function()
     local row = rows()
-    return row and helpers.subscriber_entry(row)
+    return row and spec.import_batches.entry(row)
   end, progress)
-  local report, err = client:sync_list(list, source, { key = o.key, update = not o["no-update"] })
+  local report, err = spec.sync(client, list, source, { key = o.key, update = not o["no-update"] })
   progress:finish()
   if not report then
     rethrow_interrupt(err)

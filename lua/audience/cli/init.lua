@@ -49,10 +49,10 @@ local function scoped(r, list, method, ...)
   return r[method](r, ...)
 end
 
+-- A resource whose items are nested may show as flat rows (spec.rows): a transform
+-- and the columns a table shows.
 local function display_rows(spec)
-  if spec.rows == "contact" then
-    return audience.flatten_contact, { "id", "email", "locale", "registeredAt", "unsubscribed", "bounced", "tags" }
-  end
+  if spec.rows then return spec.rows.transform, spec.rows.display end
 end
 
 local function do_list(ctx, o, r, spec, list)
@@ -123,12 +123,15 @@ end
 local function do_export(ctx, o, r, spec, list)
   local format = format_of(o, o.output, "csv")
   local params = params_of(o)
-  -- Oldest first, so that contacts added during a long export come last, not lost.
-  if spec.rows == "contact" and params.order == nil then params.order = "asc" end
+  -- Parameters an export goes with unless told otherwise (say, oldest first, so that
+  -- items added during a long export come last, not lost).
+  for k, v in pairs(spec.rows and spec.rows.export_params or {}) do
+    if params[k] == nil then params[k] = v end
+  end
   local limit = positive_integer(o, "limit")
   local transform, columns
-  if format == "csv" and spec.rows == "contact" then
-    transform, columns = audience.flatten_contact, audience.CONTACT_COLUMNS
+  if format == "csv" and spec.rows then
+    transform, columns = spec.rows.transform, spec.rows.columns
   end
   if o.columns then columns = split_list(o.columns) end
 
@@ -186,24 +189,25 @@ local function dispatch(ctx, argv)
 
   if not provider then
     if o.help then
-      ctx.out:write(cli_help.TOP_HELP)
+      ctx.out:write(cli_help.top_help())
       return EXIT.ok
     end
-    usage("which provider? systeme, creamailer or subscribeflow")
+    usage("which provider? " .. cli_help.either(cli_help.names(), "or"))
   end
-  local resources = cli_help.RESOURCES[provider]
-  if not resources then usage("unknown provider '" .. provider .. "' (systeme, creamailer or subscribeflow)") end
+  local cmd = cli_help.command_of(provider)
+  if not cmd then
+    usage("unknown provider '" .. provider .. "' (" .. cli_help.either(cli_help.names(), "or") .. ")")
+  end
   if not resource_name then
     if o.help then
       ctx.out:write(cli_help.provider_help(provider))
       return EXIT.ok
     end
-    usage("which resource? " .. table.concat(cli_help.RESOURCE_ORDER[provider], ", "))
+    usage("which resource? " .. table.concat(cmd.order, ", "))
   end
-  local spec = resources[resource_name]
+  local spec = cmd.resources[resource_name]
   if not spec then
-    usage(("unknown resource '%s' for %s (%s)"):format(resource_name, provider,
-      table.concat(cli_help.RESOURCE_ORDER[provider], ", ")))
+    usage(("unknown resource '%s' for %s (%s)"):format(resource_name, provider, table.concat(cmd.order, ", ")))
   end
   if o.help then
     ctx.out:write(cli_help.resource_help(provider, resource_name))
@@ -219,7 +223,7 @@ local function dispatch(ctx, argv)
     list = o.list
     if not list then usage(provider .. " " .. resource_name .. " needs --list ID") end
   elseif o.list then
-    usage("--list applies to creamailer subscribers only")
+    usage("--list applies to " .. cli_help.scoped_resources() .. " only")
   end
 
   local args = {}
@@ -241,10 +245,11 @@ local function dispatch(ctx, argv)
   elseif action == "create" or action == "update" or action == "delete" then
     return do_write(ctx, o, r, spec, list, action, id)
   elseif action == "export" then return do_export(ctx, o, r, spec, list)
-  elseif action == "import" then return cli_import.do_import(ctx, o, client, provider, list)
-  elseif action == "tag" or action == "untag" then return cli_import.do_tag(ctx, o, client, action == "tag", args)
+  elseif action == "import" then return cli_import.do_import(ctx, o, client, spec, list)
+  elseif action == "tag" or action == "untag" then
+    return cli_import.do_tag(ctx, o, client, spec, action == "tag", args)
   end
-  return cli_import.do_sync(ctx, o, client, list)
+  return cli_import.do_sync(ctx, o, client, spec, list)
 end
 
 local isatty = core.isatty

@@ -1,6 +1,8 @@
--- Creamailer calls that do not fit the generic resource description: the credentials
+--- Creamailer calls that do not fit the generic resource description: the credentials
 -- check, delete with its autoresponder flag, a list's custom fields and a subscriber's
 -- activity (v2 only), each with the same argument checks and errors as the rest.
+-- On a version 1 client the v2-only ones raise, naming the version.
+-- @module audience.providers.creamailer.calls
 local resource = require "audience.resource"
 local options = require "audience.options"
 
@@ -21,7 +23,12 @@ local function call_spec(opts, spec)
   return spec
 end
 
---- cm:ping() -> true | nil, err: whether the token and secret are accepted.
+--- `cm:ping()`: whether the access token and shared secret are accepted.
+-- @function ping
+-- @tparam[opt] table opts `timeout`, `headers`
+-- @treturn[1] boolean true
+-- @treturn[2] nil
+-- @treturn[2] Error why not (kind "auth" for refused credentials)
 function M.ping_at(path)
   return function(self, opts)
     opts = opts_table("ping", 1, opts)
@@ -32,7 +39,14 @@ function M.ping_at(path)
   end
 end
 
---- subscribers:delete(list_id, email [, { send_autoresponders = bool }]) -> true | nil, err
+--- `cm.subscribers:delete(list_id, email [, opts])`: removes a subscriber from a list.
+-- @function delete
+-- @tparam integer|string list_id the list
+-- @tparam string email the subscriber's address
+-- @tparam[opt] table opts `send_autoresponders` (boolean), `timeout`, `headers`
+-- @treturn[1] boolean true
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
 function M.delete_at(template)
   return function(self, list_id, email, opts)
     local fname = "subscribers:delete"
@@ -51,7 +65,7 @@ function M.delete_at(template)
   end
 end
 
---- A method of the v2 API, on a v1 client: raises, naming the version.
+-- A method of the v2 API, on a v1 client: raises, naming the version.
 function M.v2_only(fname)
   return function()
     error(("audience: '%s' needs Creamailer API version 2 (this client uses version 1; "
@@ -59,7 +73,13 @@ function M.v2_only(fname)
   end
 end
 
---- lists:fields(list_id) -> plain array of the list's custom fields | nil, err
+--- `cm.lists:fields(list_id)` (version 2): the list's custom fields.
+-- @tparam table self the lists resource
+-- @tparam integer|string list_id the list
+-- @tparam[opt] table opts `timeout`, `headers`
+-- @treturn[1] table a plain array of the fields
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
 function M.fields(self, list_id, opts)
   local fname = "lists:fields"
   resource.check_arg(fname, 1, "list_id", "id", list_id)
@@ -132,13 +152,24 @@ local function fetch_activity(self, query)
   return { email = data.email, summary = data.summary, messages = page }, nil, res
 end
 
---- subscribers:activity(email, { page =, pagesize = }) -> { email, summary, messages = page }
+--- `cm.subscribers:activity(email [, params])` (version 2): one page of what was sent to
+-- a subscriber.
+-- @tparam table self the subscribers resource
+-- @tparam string email the subscriber's address
+-- @tparam[opt] table params `page`, `pagesize`
+-- @treturn[1] table { email =, summary =, messages = a page as `list` gives it }
+-- @treturn[2] nil
+-- @treturn[2] Error why it failed
 function M.activity(self, email, params)
   return fetch_activity(self, activity_query(self, "subscribers:activity", email, params))
 end
 
---- subscribers:each_activity(email, params) -> iterator over every message, all pages;
---- raises the audience.Error of a page that fails.
+--- `cm.subscribers:each_activity(email [, params])` (version 2): every message sent to
+-- a subscriber, all pages.
+-- @tparam table self the subscribers resource
+-- @tparam string email the subscriber's address
+-- @tparam[opt] table params `pagesize`
+-- @treturn function an iterator over messages; it raises the `Error` of a page that fails
 function M.each_activity(self, email, params)
   local query = activity_query(self, "subscribers:each_activity", email, params)
   if query.pagesize == nil then query.pagesize = self._client._provider.paging.max end

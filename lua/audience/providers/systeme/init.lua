@@ -1,9 +1,10 @@
 -- Systeme.io public API, as described by its OpenAPI document (31 operations under /api).
 return {
   name = "systeme",
+  title = "Systeme.io",
   base_url = "https://api.systeme.io/api",
 
-  options = { api_key = "secret" },
+  options = { api_key = "string" },
   required = { { "api_key" } },
   auth = { scheme = "header", header = "X-API-Key", credential = "api_key" },
 
@@ -12,7 +13,11 @@ return {
     limit = "x-ratelimit-limit", remaining = "x-ratelimit-remaining",
     reset = "x-ratelimit-refill", reset_style = "auto",
   },
-  errors = "api_platform",
+  errors = require "audience.providers.systeme.errors",
+  helpers = require("audience.providers.systeme.helpers").methods,
+  command = "audience.providers.systeme.command",
+  -- Deliveries carry X-Webhook-Signature: the bare hex HMAC-SHA256 of the body.
+  webhook = { header = "X-Webhook-Signature", signature = "hex" },
   paging = {
     style = "cursor", cursor = "startingAfter", size = "limit", min = 10, max = 100,
     items = "items", more = "hasMore", id = "id",
