@@ -235,7 +235,7 @@ describe("the command's progress line", function()
       flush = function() end,
     }
     local ctx = { err = err, progress = "plain" }
-    local p = require("audience.cli_output").Progress.new(ctx, "import", 10)
+    local p = require("audience.cli.output").Progress.new(ctx, "import", 10)
     p:add(3)
     ctx.quota_wait(33.2)
     local text = table.concat(written)
@@ -248,7 +248,7 @@ describe("the command's progress line", function()
     local seen
     local ctx = { getenv = function(name) return name == "SYSTEME_API_KEY" and "k" or nil end,
                   quota_wait = function(s) seen = s end }
-    local c = require("audience.cli_client").make_client(ctx, "systeme", {})
+    local c = require("audience.cli.client").make_client(ctx, "systeme", {})
     assert.is_true(c._rate_limit.max_wait > 3600)
     c._rate_limit.on_wait(12)
     assert.equal(12, seen)
