@@ -8,47 +8,8 @@ local function errmsg(ok, err)
   return tostring(err)
 end
 
-local shell_quote = require("support.files").quote
-
-local tmpfiles = {}
-
-local function tmp_with(data)
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-  return path
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
--- `openssl dgst <args>` of data, as lowercase hex.
-local function openssl_hex(data, args)
-  local out = run("openssl dgst " .. args .. " < " .. shell_quote(tmp_with(data)))
-  return assert(out:match("= (%x+)%s*$"), "unexpected openssl output: " .. out):lower()
-end
-
-local function sha1(data)
-  return openssl_hex(data, "-sha1")
-end
-
-local function hmac_hex(key, data)
-  return openssl_hex(data, "-sha256 -hmac " .. shell_quote(key))
-end
-
-local function hmac_base64(key, data)
-  local out = run("openssl dgst -sha256 -hmac " .. shell_quote(key) .. " -binary < "
-    .. shell_quote(tmp_with(data)) .. " | openssl base64 -A")
-  out = out:gsub("%s+$", "")
-  assert(#out == 44, "unexpected openssl output: " .. out)
-  return out
-end
+local digests = require "support.digests"
+local sha1, hmac_hex, hmac_base64 = digests.sha1_hex, digests.hmac_sha256_hex, digests.hmac_sha256_base64
 
 local SECRET = "s3cr3t"
 local TS = 1700000000
@@ -59,32 +20,6 @@ local GET_URL = "https://api.cmfile.net/v1/api/lists/subscribers/123.json?status
 local BINARY_BODY = '{"name":"Sähköposti €"}\0tail\255'
 
 describe("audience.core signing", function()
-  teardown(function()
-    for _, path in ipairs(tmpfiles) do os.remove(path) end
-  end)
-
-  describe("digests", function()
-    it("sha1_hex matches openssl, binary safe", function()
-      for _, s in ipairs({ "", "abc", BINARY_BODY }) do
-        assert.equal(sha1(s), core.sha1_hex(s))
-      end
-      assert.equal("a9993e364706816aba3e25717850c26c9cd0d89d", core.sha1_hex("abc"))
-    end)
-
-    it("hmac_sha256_hex matches openssl, empty key and binary message included", function()
-      assert.equal(hmac_hex("key", "The quick brown fox"), core.hmac_sha256_hex("key", "The quick brown fox"))
-      assert.equal(hmac_hex("", "abc"), core.hmac_sha256_hex("", "abc"))
-      assert.equal(hmac_hex(SECRET, BINARY_BODY), core.hmac_sha256_hex(SECRET, BINARY_BODY))
-      assert.equal(hmac_hex(SECRET, ""), core.hmac_sha256_hex(SECRET, ""))
-    end)
-
-    it("reject non-strings naming the argument", function()
-      assert.matches("bad argument #1", errmsg(pcall(core.sha1_hex)))
-      assert.matches("bad argument #1 .*key", errmsg(pcall(core.hmac_sha256_hex, nil, "m")))
-      assert.matches("bad argument #2 .*msg", errmsg(pcall(core.hmac_sha256_hex, "k", {})))
-    end)
-  end)
-
   describe("sign_creamailer", function()
     it("signs the worked example (POST with a JSON body), version 1 and 2", function()
       local input = POST_URL .. POST_BODY .. "1700000000"

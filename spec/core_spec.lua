@@ -96,13 +96,6 @@ describe("audience.core", function()
       end
     end)
 
-    it("random is in [0, 1)", function()
-      for _ = 1, 200 do
-        local r = core.random()
-        assert.is_true(r >= 0 and r < 1)
-      end
-    end)
-
     it("sha256_hex matches known digests", function()
       assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         core.sha256_hex(""))
@@ -837,7 +830,7 @@ server:close()
     it("sends a default and a custom User-Agent", function()
       local h = core.http()
       local _, _, headers = h:perform("GET", base .. "/echo")
-      assert.matches("^audience/0%.1%.0 Lua[%w]*/%S+ libcurl/%d", headers["x-req-user-agent"])
+      assert.equal("audience/0.1.0", headers["x-req-user-agent"])
       h:close()
       h = core.http({ user_agent = "spec/1.0" })
       _, _, headers = h:perform("GET", base .. "/echo")

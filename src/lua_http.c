@@ -91,27 +91,6 @@ static size_t max_body_option(lua_State *L)
     return v;
 }
 
-/* "audience/0.1.0 Lua/5.4.6 libcurl/7.88.1" or "... LuaJIT/2.1.0-beta3 ..." */
-static const char *push_default_user_agent(lua_State *L)
-{
-    const char *lua = LUA_VERSION;
-#if LUA_VERSION_NUM >= 502
-    lua = LUA_RELEASE;
-#else
-    lua_getglobal(L, "jit");
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "version");
-        if (lua_type(L, -1) == LUA_TSTRING)
-            lua = lua_tostring(L, -1); /* anchored by the jit table */
-        lua_pop(L, 1);
-    }
-#endif
-    luaL_gsub(L, lua, " ", "/");
-    lua_pushfstring(L, "audience/" AUD_VERSION " %s libcurl/%s",
-                    lua_tostring(L, -1), aud_http_curl_version());
-    return lua_tostring(L, -1);
-}
-
 void aud_l_http_config(lua_State *L, struct aud_http_config *cfg_out)
 {
     if (!lua_isnoneornil(L, 1))
@@ -129,9 +108,10 @@ void aud_l_http_config(lua_State *L, struct aud_http_config *cfg_out)
     cfg.max_body = max_body_option(L);
     cfg.ca_file = string_option(L, "ca_file", 0);
     cfg.proxy = string_option(L, "proxy", 0);
+    /* The client always names itself; a bare core.http says only what it is. */
     cfg.user_agent = string_option(L, "user_agent", 1);
     if (cfg.user_agent == NULL)
-        cfg.user_agent = push_default_user_agent(L);
+        cfg.user_agent = "audience/" AUD_VERSION;
     *cfg_out = cfg;
 }
 

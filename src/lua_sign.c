@@ -26,35 +26,6 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
-static int l_sha1_hex(lua_State *L)
-{
-    struct aud_span part;
-    part.data = luaL_checklstring(L, 1, &part.len);
-    unsigned char digest[AUD_SHA1_LEN];
-    char hex[2 * AUD_SHA1_LEN];
-    char err[ERR_LEN];
-    if (aud_sha1(&part, 1, digest, err, sizeof err) != 0)
-        return aud_l_crypto_fail(L, err);
-    aud_hex(digest, sizeof digest, hex);
-    lua_pushlstring(L, hex, sizeof hex);
-    return 1;
-}
-
-static int l_hmac_sha256_hex(lua_State *L)
-{
-    size_t key_len, msg_len;
-    const char *key = aud_l_check_string(L, 1, "key", &key_len);
-    const char *msg = aud_l_check_string(L, 2, "msg", &msg_len);
-    unsigned char mac[AUD_SHA256_LEN];
-    char hex[2 * AUD_SHA256_LEN];
-    char err[ERR_LEN];
-    if (aud_hmac_sha256(key, key_len, msg, msg_len, mac, err, sizeof err) != 0)
-        return aud_l_crypto_fail(L, err);
-    aud_hex(mac, sizeof mac, hex);
-    lua_pushlstring(L, hex, sizeof hex);
-    return 1;
-}
-
 /* A secret that is empty signs nothing: every caller could forge it. */
 static const char *check_secret(lua_State *L, int arg, size_t *len)
 {
@@ -211,8 +182,6 @@ void aud_l_open_sign(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         {"sha256_hex", l_sha256_hex},
-        {"sha1_hex", l_sha1_hex},
-        {"hmac_sha256_hex", l_hmac_sha256_hex},
         {"sign_creamailer", l_sign_creamailer},
         {"webhook_sign", l_webhook_sign},
         {"webhook_verify", l_webhook_verify},

@@ -82,16 +82,6 @@ static int l_random_hex(lua_State *L)
     return 1;
 }
 
-static int l_random(lua_State *L)
-{
-    double r;
-    char err[300];
-    if (aud_random_unit(&r, err, sizeof err) != 0)
-        return aud_l_crypto_fail(L, err);
-    lua_pushnumber(L, (lua_Number)r);
-    return 1;
-}
-
 /* ---- retry -------------------------------------------------------------- */
 
 static int l_parse_retry_after(lua_State *L)
@@ -276,7 +266,6 @@ void aud_l_open_util(lua_State *L)
         {"sleep", l_sleep},
         {"isatty", l_isatty},
         {"random_hex", l_random_hex},
-        {"random", l_random},
         {"parse_retry_after", l_parse_retry_after},
         {"backoff", l_backoff},
         {"integerize", l_integerize},
