@@ -173,6 +173,8 @@ function Client:_scrub_headers(headers, extra)
 end
 
 function Client:_wait_for_quota(method, path, url, extra)
+  -- A dry run sends no write, so a write spends no quota and waits for none.
+  if self._transport_name == "dry-run" and method ~= "GET" and method ~= "HEAD" then return true end
   local lim, rl = self._limiter, self._rate_limit
   local waited = 0
   -- Each turn sleeps a positive time, so this ends; the bound is a guard, not a policy.
@@ -481,6 +483,8 @@ function M.new(provider, opts)
     max_body = o.max_body,
     -- The ngx transport's connection pools (libcurl keeps its own cache).
     keepalive_pool = o.keepalive_pool, keepalive_timeout = o.keepalive_timeout,
+    dry_run = o.dry_run, dry_run_answer = provider.dry_run_answer, secret_headers = self._secret_headers,
+    redact = function(text) return self:_scrub(text) end,
   }
   local t = transport.new(o.transport, self._transport_settings)
   self._http, self._sleep, self._now, self._transport_name = t.http, t.sleep, t.now, t.name

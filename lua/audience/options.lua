@@ -45,7 +45,7 @@ local COMMON = {
   base_url = "url", timeout = "positive", connect_timeout = "positive", retries = "count",
   rate_limit = "rate_limit", user_agent = "string", proxy = "string", ca_file = "string",
   verify_tls = "boolean", on_request = "function", on_response = "function",
-  transport = { "curl", "ngx" }, max_body = "positive_integer",
+  transport = { "curl", "ngx", "dry-run" }, dry_run = "function", max_body = "positive_integer",
   keepalive_pool = "positive_integer", keepalive_timeout = "positive",
   backoff = "backoff",
 }

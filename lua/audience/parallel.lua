@@ -82,6 +82,14 @@ function M.run(client, calls, opts)
   local results = {}
   if n == 0 then return results end
   if client._transport_name == "ngx" then return run_in_nginx(client, calls, concurrency) end
+  if client._transport_name == "dry-run" then
+    -- Nothing is in flight long enough to overlap: the calls run one after another.
+    for i = 1, n do
+      local ok, value, err = pcall(as_function(client, calls[i]))
+      results[i] = ok and { value = value, err = err } or { err = value }
+    end
+    return results
+  end
 
   client._multi = client._multi or core.multi(client._transport_settings)
   local multi = client._multi

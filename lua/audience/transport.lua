@@ -14,8 +14,18 @@ local function in_nginx()
   return rawget(_G, "ngx") ~= nil and type(_G.ngx.get_phase) == "function"
 end
 
---- name: "curl", "ngx" or nil (ngx inside nginx, else curl).
-function M.new(name, settings)
+--- name: "curl", "ngx", "dry-run" (audience.dry_run: reads through the transport of
+--- the environment, writes shown) or nil (ngx inside nginx, else curl).
+function M.new(name, settings, beneath_dry_run)
+  if name == "dry-run" then
+    if type(settings.dry_run) ~= "function" then
+      error("audience: transport \"dry-run\" needs a dry_run function to show each write to", 0)
+    end
+    return require("audience.dry_run").new(settings, M.new(nil, settings, true))
+  end
+  if settings.dry_run ~= nil and not beneath_dry_run then
+    error("audience: option 'dry_run' applies only with transport = \"dry-run\"", 0)
+  end
   if name == nil then name = in_nginx() and "ngx" or "curl" end
   if name == "ngx" then
     if not in_nginx() then

@@ -1,9 +1,8 @@
 -- The API client of an `audience` run: built from the environment (credentials are read
--- from there only) and the options, or a --dry-run stand-in that prints instead of sending.
+-- from there only) and the options; with --dry-run, on the transport that shows writes
+-- instead of sending them.
 local audience = require "audience"
-local core = require "audience.core"
 local json = require "audience.json"
-local jsonl = require "audience.jsonl"
 local cli_errors = require "audience.cli.errors"
 local cli_output = require "audience.cli.output"
 local cli_help = require "audience.cli.help"
@@ -27,6 +26,23 @@ local function require_env(ctx, name, what)
   return v
 end
 
+-- --dry-run: the client runs on the dry-run transport, which sends the reads and shows
+-- every write exactly as it would go out (headers with their secrets redacted).
+local function dry_run_printer(ctx, o)
+  return function(request)
+    local body = request.body
+    if o.json then
+      local decoded = body and json.decode(body)
+      emit_json(ctx, { dry_run = true, method = request.method, url = request.url,
+                       headers = request.headers, body = decoded ~= nil and decoded or body })
+      return
+    end
+    ctx.out:write("DRY RUN ", request.method, " ", request.url, "\n")
+    for _, line in ipairs(request.headers) do ctx.out:write("  ", line, "\n") end
+    if body ~= nil and body ~= "" then ctx.out:write(body, "\n") end
+  end
+end
+
 -- Batch work may wait out a whole quota window (some providers' last an hour) rather than
 -- stop half-way; the progress line says it is waiting.
 local CLI_MAX_WAIT = 3900
@@ -44,6 +60,7 @@ local function make_client(ctx, provider, o)
   end
   local opts = cli_help.command_of(provider).client_options(env, o)
   opts.timeout = timeout
+  if o["dry-run"] then opts.transport, opts.dry_run = "dry-run", dry_run_printer(ctx, o) end
   opts.rate_limit = { max_wait = CLI_MAX_WAIT,
     on_wait = function(seconds) if ctx.quota_wait then ctx.quota_wait(seconds) end end }
   return audience.client(provider, opts)
@@ -55,33 +72,7 @@ local function shallow_copy(t)
   return out
 end
 
--- --dry-run: every request the client would make is printed instead of sent, and the
--- caller gets a plausible answer (the body it sent, a report for an import batch).
-local function make_dry(ctx, o, client)
-  client._call = function(self, method, path, spec)
-    spec = spec or {}
-    local url = self.base_url .. path
-    if spec.query and next(spec.query) ~= nil then url = url .. "?" .. core.build_query(spec.query) end
-    local body = spec.body
-    if type(body) == "string" then body = json.decode(body) or body end
-    if o.json then
-      emit_json(ctx, { dry_run = true, method = method, url = url, body = body })
-    else
-      ctx.out:write("DRY RUN ", method, " ", url, "\n")
-      if body ~= nil then ctx.out:write(type(body) == "string" and body or jsonl.encode(body), "\n") end
-    end
-    if method == "DELETE" then return true end
-    if type(body) ~= "table" then return true end
-    local entries = body.Subscribers or body.subscribers
-    if method == "POST" and type(entries) == "table" then
-      return { added = #entries, updated = 0, failed = {} }
-    end
-    return shallow_copy(body)
-  end
-end
-
 M.make_client = make_client
-M.make_dry = make_dry
 -- Also used by import, to add to a row's metadata without changing the row.
 M.shallow_copy = shallow_copy
 

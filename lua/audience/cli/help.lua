@@ -109,7 +109,8 @@ options:
   --json               output for scripts: one JSON document, or JSON lines for list
   --param KEY=VALUE    a filter, named as the API names it (repeatable)
   --data JSON|@FILE    the body of create and update
-  --dry-run            print what a write would send (method, URL, body); send nothing
+  --dry-run            print each write as it would go out (method, URL, headers with
+                       secrets redacted, body) instead of sending it; reads are sent
   --base-url URL       the API root (default: $<PROVIDER>_BASE_URL, else the provider's)
   --timeout SECONDS    time limit of each request (default 30)
   --no-progress        no progress display on stderr

@@ -237,7 +237,6 @@ local function dispatch(ctx, argv)
   end
 
   local client = cli_client.make_client(ctx, provider, o)
-  if o["dry-run"] then cli_client.make_dry(ctx, o, client) end
   local r = client[resource_name]
 
   if action == "list" then return do_list(ctx, o, r, spec, list)
