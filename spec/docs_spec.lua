@@ -130,6 +130,13 @@ describe("docs", function()
     assert.is_true(#lua_blocks >= 20, "only " .. #lua_blocks .. " Lua blocks found")
   end)
 
+  it("gives every fenced block a known language, so that no Lua block hides", function()
+    local known = { lua = true, sh = true, nginx = true, json = true, [""] = true }
+    for _, b in ipairs(all) do
+      assert.is_true(known[b.lang] == true, ("%s:%d: block of unknown language '%s'"):format(b.page, b.line, b.lang))
+    end
+  end)
+
   it("has only relative links that resolve", function()
     local seen = {}
     for _, page in ipairs(pages()) do
