@@ -10,7 +10,9 @@
 --                            worker (spec/support/ngx_run.lua), with the same variables
 --                            exported through nginx's `env` directive
 --   -- not run: <reason>     not run; counted and reported, never silent
--- Relative Markdown links of every page must point at an existing file or folder.
+-- Every ```nginx block is a whole http { } context and passes `nginx -t`; other
+-- languages than lua, nginx, sh and json are refused. Relative Markdown links of every
+-- page must point at an existing file or folder.
 local mockserver = require "support.mockserver"
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -135,6 +137,27 @@ describe("docs", function()
     for _, b in ipairs(all) do
       assert.is_true(known[b.lang] == true, ("%s:%d: block of unknown language '%s'"):format(b.page, b.line, b.lang))
     end
+  end)
+
+  it("has nginx blocks that pass nginx -t", function()
+    local checked = 0
+    for i, b in ipairs(all) do
+      if b.lang == "nginx" then
+        local name = ("%s:%d"):format(b.page, b.line)
+        assert.is_truthy(b.code:match("^http {"), name .. ": an nginx block is a whole http { } context")
+        local dir = ("%s/nginx%d"):format(tmp, i)
+        assert(sh("mkdir -p " .. sh_quote(dir)))
+        local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+        f:write("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n",
+          "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n",
+          "pid nginx.pid;\nevents {}\n", b.code, "\n")
+        f:close()
+        local ok, out = sh(("\"$(command -v nginx || echo /usr/sbin/nginx)\" -t -p %s/ -c nginx.conf -e %s/error.log"):format(sh_quote(dir), sh_quote(dir)))
+        assert.is_true(ok, name .. ": nginx -t failed:\n" .. out)
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 2, "the README and docs/openresty.md show an nginx configuration")
   end)
 
   it("has only relative links that resolve", function()
