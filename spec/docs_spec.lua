@@ -152,7 +152,8 @@ describe("docs", function()
           "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n",
           "pid nginx.pid;\nevents {}\n", b.code, "\n")
         f:close()
-        local ok, out = sh(("\"$(command -v nginx || echo /usr/sbin/nginx)\" -t -p %s/ -c nginx.conf -e %s/error.log"):format(sh_quote(dir), sh_quote(dir)))
+        local ok, out = sh(('"$(command -v nginx || echo /usr/sbin/nginx)" -t -p %s/ -c nginx.conf -e %s/error.log')
+          :format(sh_quote(dir), sh_quote(dir)))
         assert.is_true(ok, name .. ": nginx -t failed:\n" .. out)
         checked = checked + 1
       end
