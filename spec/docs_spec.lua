@@ -69,6 +69,16 @@ local function blocks_of(page)
   return found
 end
 
+-- The anchors GitHub makes of a page's headings: lower case, punctuation dropped,
+-- spaces as hyphens.
+local function anchors(file)
+  local set = {}
+  for heading in read_file(file):gmatch("\n#+ ([^\n]+)") do
+    set[(heading:lower():gsub("[^%w%s_-]", ""):gsub("%s", "-"))] = true
+  end
+  return set
+end
+
 local MOCKS = {
   systeme = { config = { accounts = { demo = { keys = { "test-key", "test-key-2" } } } }, seed = "contacts" },
   creamailer = { config = { accounts = { demo = { token = "test-token", secret = "test-secret" } } } },
@@ -168,9 +178,13 @@ describe("docs", function()
       local text = read_file(ROOT .. "/" .. page)
       for target in text:gmatch("%]%(([^)%s]+)%)") do
         if not target:match("^%a[%w+.-]*:") and not target:match("^#") then
-          local path = target:gsub("#.*$", "")
-          seen[#seen + 1] = path
-          assert.is_true(exists(ROOT .. "/" .. dir .. "/" .. path), page .. ": link to " .. target .. " is broken")
+          local path, anchor = target:match("^([^#]*)#?(.*)$")
+          local file = path == "" and ROOT .. "/" .. page or ROOT .. "/" .. dir .. "/" .. path
+          seen[#seen + 1] = target
+          assert.is_true(exists(file), page .. ": link to " .. target .. " is broken")
+          if anchor ~= "" then
+            assert.is_true(anchors(file)[anchor] == true, page .. ": no heading for #" .. anchor .. " in " .. path)
+          end
         end
       end
     end
