@@ -81,7 +81,8 @@ end
 
 local MOCKS = {
   systeme = { config = { accounts = { demo = { keys = { "test-key", "test-key-2" } } } }, seed = "contacts" },
-  creamailer = { config = { accounts = { demo = { token = "test-token", secret = "test-secret" } } } },
+  creamailer = { config = { accounts = { demo = { token = "test-token", secret = "test-secret" },
+    reader = { token = "read-token", secret = "read-secret", access = "read" } } } },
   subscribeflow = { config = { accounts = { demo = { keys = { "sf_live_test" } } } }, seed = "subscribers" },
 }
 
@@ -91,6 +92,8 @@ local function environment(m)
     SYSTEME_API_KEY_2 = "test-key-2",   -- a second key of the same account
     CREAMAILER_BASE_URL = m.creamailer.url, CREAMAILER_V2_BASE_URL = m.creamailer.root .. "/v2/api",
     CREAMAILER_ACCESS_TOKEN = "test-token", CREAMAILER_SHARED_SECRET = "test-secret",
+    -- a key that may only read, for the forbidden kind
+    CREAMAILER_READ_ACCESS_TOKEN = "read-token", CREAMAILER_READ_SHARED_SECRET = "read-secret",
     SUBSCRIBEFLOW_BASE_URL = m.subscribeflow.url, SUBSCRIBEFLOW_API_KEY = "sf_live_test",
     MAGIC_LINK_TOKEN = "pref-token-1",   -- seeded below: a preferences link's token
   }
