@@ -62,4 +62,26 @@ describe("json", function()
   it("audience.array refuses what is not a table", function()
     assert.has_error(function() audience.array("x") end, "bad argument #1 to 'array' (table expected, got string)")
   end)
+
+describe("audience.json sorted encoding (JSON lines)", function()
+  local json = require "audience.json"
+  local jsonl = require "audience.jsonl"
+
+  it("is the one encoder with keys in order: same values as unsorted, same text for equal values", function()
+    local v = { z = 1, a = { c = audience.array{}, b = { 3, 2, 1 }, e = {} }, m = audience.null,
+                big = 2 ^ 53, f = 0.5, s = "\"q\"\n", t = true }
+    local sorted = jsonl.encode(v)
+    assert.equal('{"a":{"b":[3,2,1],"c":[],"e":{}},"big":9007199254740992,"f":0.5,"m":null,'
+      .. '"s":"\\"q\\"\\n","t":true,"z":1}', sorted)
+    assert.same(json.decode(assert(json.encode(v))), json.decode(sorted))
+    assert.equal(sorted, jsonl.encode(json.decode(sorted)))
+    assert.equal(sorted, assert(json.encode(v, { sorted = true })))
+  end)
+
+  it("refuses what JSON cannot hold, naming where, in both modes", function()
+    local _, err = json.encode({ a = { f = print } }, { sorted = true })
+    assert.matches("a%.f", err)
+    assert.matches("cannot be written as JSON.*a%.f", select(2, pcall(jsonl.encode, { a = { f = print } })))
+  end)
+end)
 end)

@@ -147,9 +147,51 @@ local function substitute(v, fragments, keys, depth, open)
   return copy or v
 end
 
+-- Sorted keys: the same value as cjson would write, with every object's keys in order,
+-- so that equal values are equal texts (an export diffed night after night changes only
+-- where the data did; a body rebuilt by a resumed import matches its Idempotency-Key).
+-- `v` has been through substitute(): special numbers and empty arrays are placeholders.
+local function write_sorted(v, out)
+  if type(v) ~= "table" then
+    out[#out + 1] = cjson.encode(v)
+    return
+  end
+  local count = 0
+  for _ in pairs(v) do count = count + 1 end
+  if ARRAY[v] or getmetatable(v) == DECODED_ARRAY or (count > 0 and count == #v) then
+    out[#out + 1] = "["
+    for i = 1, #v do
+      if i > 1 then out[#out + 1] = "," end
+      write_sorted(v[i], out)
+    end
+    out[#out + 1] = "]"
+    return
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  out[#out + 1] = "{"
+  for i, k in ipairs(keys) do
+    if i > 1 then out[#out + 1] = "," end
+    out[#out + 1] = cjson.encode(k)
+    out[#out + 1] = ":"
+    local item = v[k]
+    if item == nil then item = v[tonumber(k)] end
+    write_sorted(item, out)
+  end
+  out[#out + 1] = "}"
+end
+
+local function sorted_encode(value)
+  local out = {}
+  write_sorted(value, out)
+  return table.concat(out)
+end
+
 --- Encodes `v`; returns the JSON text, or nil and a message that says what cannot be
---- sent and where (NaN, infinity, a function, a cycle...).
-function M.encode(v)
+--- sent and where (NaN, infinity, a function, a cycle...). `opts.sorted`: object keys
+--- in sorted order (JSON lines, signatures of rebuilt bodies).
+function M.encode(v, opts)
   local fragments = {}
   local ok, value = pcall(substitute, v, fragments, {}, 0, {})
   if not ok then
@@ -157,7 +199,7 @@ function M.encode(v)
     error(value, 0)
   end
   local text
-  ok, text = pcall(cjson.encode, value)
+  ok, text = pcall(opts and opts.sorted and sorted_encode or cjson.encode, value)
   if not ok then return nil, tostring(text) end
   if #fragments > 0 then
     text = text:gsub(MARK_ENCODED, function(i) return fragments[tonumber(i)] end)

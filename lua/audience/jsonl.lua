@@ -1,45 +1,18 @@
 -- JSON lines: one JSON document per line, streamed both ways.
 --
--- encode() writes object keys in sorted order. Two reasons: an export diffed night after
--- night only changes where the data did, and a request body built in another process
--- (a resumed import) comes out byte for byte the same, which is what an
--- Idempotency-Key replay check compares.
+-- encode() is audience.json's encoder with object keys in sorted order (see json.lua).
 local json = require "audience.json"
 local options = require "audience.options"
 
 local M = {}
 
-local function is_list(t, count)
-  if json.is_array(t) then return true end
-  return count > 0 and count == #t
-end
-
-local function encode(v, depth)
-  if type(v) ~= "table" then
-    local text, err = json.encode(v)
-    if not text then error("audience: value cannot be written as JSON: " .. err, 0) end
-    return text
-  end
-  if depth > 200 then error("audience: value cannot be written as JSON: nested too deep", 0) end
-  local count = 0
-  for _ in pairs(v) do count = count + 1 end
-  local parts = {}
-  if is_list(v, count) then
-    for i = 1, #v do parts[i] = encode(v[i], depth + 1) end
-    return "[" .. table.concat(parts, ",") .. "]"
-  end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for i, k in ipairs(keys) do
-    parts[i] = encode(tostring(k), depth + 1) .. ":" .. encode(v[k], depth + 1)
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
+local SORTED = { sorted = true }
 
 --- Compact JSON text of `v`, object keys sorted. Raises when `v` cannot be JSON.
 function M.encode(v)
-  return encode(v, 0)
+  local text, err = json.encode(v, SORTED)
+  if not text then error("audience: value cannot be written as JSON: " .. err, 0) end
+  return text
 end
 
 --- audience.read_jsonl(path_or_handle) -> iterator over (value, line). Blank lines are
