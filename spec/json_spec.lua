@@ -64,7 +64,6 @@ describe("json", function()
   end)
 
 describe("audience.json sorted encoding (JSON lines)", function()
-  local json = require "audience.json"
   local jsonl = require "audience.jsonl"
 
   it("is the one encoder with keys in order: same values as unsorted, same text for equal values", function()
