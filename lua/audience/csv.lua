@@ -6,34 +6,16 @@
 -- exports stay readable by `cut` and friends.
 local json = require "audience.json"
 local jsonl = require "audience.jsonl"
+local input_open = require("audience.input").open
 local options = require "audience.options"
 
 local M = {}
 
-local BOM = "\239\187\191"
 local COMMA, QUOTE, LF, CR = 44, 34, 10, 13
 
 local function bad(fname, n, name, expected, v)
   error(("audience: bad argument #%d to '%s' (%s: %s expected, got %s)")
     :format(n, fname, name, expected, options.describe(v)), 0)
-end
-
---- Opens `src` (a path or an open file handle) for reading. Returns the handle, whether
---- we own it (and so close it), and a name for messages; or nil, message.
-function M.open_input(fname, src)
-  if type(src) == "string" then
-    local f, err = io.open(src, "rb")
-    if not f then return nil, err end
-    return f, true, src
-  end
-  if io.type(src) ~= "file" then bad(fname, 1, "source", "path or open file handle", src) end
-  return src, false, "(file handle)"
-end
-
--- Lua 5.4 closes the 4th value of a generic `for` when the loop ends or breaks; LuaJIT
--- ignores it. Either way the iterator also closes the file itself at the end.
-local function closer(close)
-  return setmetatable({}, { __close = close })
 end
 
 --- audience.read_csv(path_or_handle [, { header = true }]) -> iterator
@@ -46,28 +28,13 @@ function M.reader(src, opts)
   if opts ~= nil and type(opts) ~= "table" then bad(fname, 2, "opts", "table or nil", opts) end
   opts = opts or {}
   options.check_call_options(fname, opts, { header = "boolean" })
-  local f, owned, name = M.open_input(fname, src)
-  if not f then return nil, owned end
+  local input, err = input_open(fname, src)
+  if not input then return nil, err end
 
   local use_header = opts.header ~= false
-  local lineno, first, done = 0, true, false
   local names, nnames
-
-  local function close()
-    done = true
-    if owned and io.type(f) == "file" then f:close() end
-  end
-
-  local function fail(at, msg)
-    close()
-    error(("audience.read_csv: %s: line %d: %s"):format(name, at, msg), 0)
-  end
-
-  local function readline()
-    local line = f:read("*L")
-    if line then lineno = lineno + 1 end
-    return line
-  end
+  local function fail(at, msg) input:fail(at, msg) end
+  local function readline() return input:line() end
 
   -- One record as a list of cells, and the line it starts on; nil at the end.
   local function record()
@@ -75,12 +42,8 @@ function M.reader(src, opts)
     repeat
       line = readline()
       if not line then return nil end
-      if first then
-        first = false
-        if line:sub(1, 3) == BOM then line = line:sub(4) end
-      end
     until not (line == "\n" or line == "\r\n")   -- blank lines separate nothing: skip them
-    local start = lineno
+    local start = input.lineno
     local cells, n, pos = {}, 0, 1
     while true do
       if line:byte(pos) == QUOTE then
@@ -113,7 +76,7 @@ function M.reader(src, opts)
         elseif c == nil or c == LF or (c == CR and (line:byte(pos + 1) == LF or line:byte(pos + 1) == nil)) then
           return cells, start
         else
-          fail(lineno, "unexpected character after a closing quote")
+          fail(input.lineno, "unexpected character after a closing quote")
         end
       else
         local s = line:find("[,\n]", pos)
@@ -137,14 +100,14 @@ function M.reader(src, opts)
     if cells then
       names, nnames = cells, #cells
     else
-      close()
+      input:close()
     end
   end
 
   local function step()
-    if done then return nil end
+    if input.done then return nil end
     local cells, start = record()
-    if not cells then close(); return nil end
+    if not cells then input:close(); return nil end
     if not use_header then return cells, start end
     if #cells > nnames then
       fail(start, ("%d fields, but the header has %d"):format(#cells, nnames))
@@ -153,7 +116,7 @@ function M.reader(src, opts)
     for i = 1, #cells do row[names[i]] = cells[i] end
     return row, start
   end
-  return step, nil, nil, closer(close)
+  return step, nil, nil, input:closer()
 end
 
 local function number_text(v)

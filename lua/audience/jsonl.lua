@@ -2,7 +2,7 @@
 --
 -- encode() is audience.json's encoder with object keys in sorted order (see json.lua).
 local json = require "audience.json"
-local options = require "audience.options"
+local input_open = require("audience.input").open
 
 local M = {}
 
@@ -19,41 +19,20 @@ end
 --- skipped. Returns nil, message when the file cannot be opened; a line that is not JSON
 --- raises an error naming the file and the line.
 function M.reader(src)
-  local fname = "read_jsonl"
-  local f, owned, name
-  if type(src) == "string" then
-    local err
-    f, err = io.open(src, "rb")
-    if not f then return nil, err end
-    owned, name = true, src
-  elseif io.type(src) == "file" then
-    f, owned, name = src, false, "(file handle)"
-  else
-    error(("audience: bad argument #1 to '%s' (source: path or open file handle expected, got %s)")
-      :format(fname, options.describe(src)), 0)
-  end
-  local lineno, done = 0, false
-  local function close()
-    done = true
-    if owned and io.type(f) == "file" then f:close() end
-  end
+  local input, err = input_open("read_jsonl", src)
+  if not input then return nil, err end
   local function step()
-    while not done do
-      local line = f:read("*L")
-      if not line then close(); return nil end
-      lineno = lineno + 1
-      if lineno == 1 and line:sub(1, 3) == "\239\187\191" then line = line:sub(4) end
+    while true do
+      local line = input:line()
+      if not line then return nil end
       if line:find("%S") then
-        local value, err = json.decode(line)
-        if value == nil then
-          close()
-          error(("audience.read_jsonl: %s: line %d: invalid JSON: %s"):format(name, lineno, err), 0)
-        end
-        return value, lineno
+        local value, msg = json.decode(line)
+        if value == nil then input:fail(nil, "invalid JSON: " .. msg) end
+        return value, input.lineno
       end
     end
   end
-  return step, nil, nil, setmetatable({}, { __close = close })
+  return step, nil, nil, input:closer()
 end
 
 return M
