@@ -246,57 +246,6 @@ describe("audience.core", function()
     end)
   end)
 
-  describe("integerize", function()
-    it("returns its argument", function()
-      local t = {}
-      assert.equal(t, core.integerize(t))
-      assert.equal("x", core.integerize("x"))
-    end)
-
-    if LUA54 then
-      it("turns integral floats into integers, recursively and in place", function()
-        local t = { id = 5.0, list = { 1.0, 2.5, { deep = 7.0 } }, big = 2.0 ^ 60,
-          neg = -3.0, edge = 2.0 ^ 53, s = "5" }
-        core.integerize(t)
-        assert.equal("integer", math.type(t.id))
-        assert.equal("integer", math.type(t.list[1]))
-        assert.equal("float", math.type(t.list[2]))
-        assert.equal("integer", math.type(t.list[3].deep))
-        assert.equal("integer", math.type(t.neg))
-        assert.equal("integer", math.type(t.edge))
-        assert.equal("float", math.type(t.big))
-        assert.equal("5", t.s)
-        assert.equal("integer", math.type(core.integerize(3.0)))
-      end)
-
-      it("survives cycles and stops descending at depth 256", function()
-        local t = { x = 1.0 }
-        t.self = t
-        t.list = { t, t, t }
-        core.integerize(t)
-        assert.equal("integer", math.type(t.x))
-
-        local root = { v = 1.0 }
-        local node = root
-        for _ = 1, 1000 do
-          node.child = { v = 1.0 }
-          node = node.child
-        end
-        core.integerize(root)
-        node = root
-        for _ = 1, 256 do node = node.child end
-        assert.equal("integer", math.type(root.v))
-        assert.equal("float", math.type(node.v))
-      end)
-    else
-      it("leaves values untouched on LuaJIT", function()
-        local t = { id = 5 }
-        assert.equal(t, core.integerize(t))
-        assert.equal(5, t.id)
-      end)
-    end
-  end)
-
   describe("parse_rate_headers", function()
     local names = { limit = "x-ratelimit-limit", remaining = "x-ratelimit-remaining",
       reset = "x-ratelimit-reset" }

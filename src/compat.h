@@ -6,8 +6,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-/* Whether numbers have an integer subtype (5.3+), which decides if
- * decoded JSON needs integerize and how query numbers are printed. */
+/* Whether numbers have an integer subtype (5.3+), which decides what the
+ * JSON decoder pushes and how query numbers are printed. */
 #if LUA_VERSION_NUM >= 503
 #define AUD_LUA54 1
 #else

@@ -55,7 +55,7 @@ void aud_l_open_multi(lua_State *L);
 /* audience.limiter userdata. */
 /* limiter_file and limiter_redis: the limiter over a shared store. */
 void aud_l_open_store(lua_State *L);
-/* Clock, randomness, Retry-After and backoff, integerize, rate headers. */
+/* Clock, randomness, Retry-After and backoff, rate headers. */
 void aud_l_open_util(lua_State *L);
 /* urlencode and build_query. */
 void aud_l_open_query(lua_State *L);

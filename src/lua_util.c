@@ -1,6 +1,5 @@
 /* Lua bindings of the small stateless helpers: clocks, randomness,
- * Retry-After and backoff, integerize (JSON numbers on 5.4) and the
- * rate-limit headers. The logic lives in clock.c, crypto.c, retry.c,
+ * Retry-After and backoff, and the rate-limit headers. The logic lives in clock.c, crypto.c, retry.c,
  * number.c and ratelimit.c. */
 #include <errno.h>
 #include <math.h>
@@ -16,11 +15,6 @@
 #include "retry.h"
 
 #define RANDOM_HEX_MAX 1024
-#define INTEGERIZE_MAX_DEPTH 256
-/* Table visits allowed per call: JSON from cjson is a tree and needs one
- * visit per table, while a hand-made table that contains itself would be
- * walked again along every path; this bounds that walk. */
-#define INTEGERIZE_MAX_VISITS 1000000L
 
 /* ---- clock -------------------------------------------------------------- */
 
@@ -141,58 +135,6 @@ static int l_backoff(lua_State *L)
     return 1;
 }
 
-/* ---- integerize ----------------------------------------------------------- */
-
-#if AUD_LUA54
-static int integral_double(lua_Number n)
-{
-    return n == floor(n) && fabs(n) <= AUD_EXACT_INT_LIMIT;
-}
-
-/* No record of visited tables: it cost as much as the conversion on every
- * decoded page. The depth bound keeps the C stack small and the visit
- * budget the work finite, whatever the input. */
-static void integerize_table(lua_State *L, int t, int depth, long *visits)
-{
-    if (depth >= INTEGERIZE_MAX_DEPTH || *visits <= 0)
-        return;
-    (*visits)--;
-
-    luaL_checkstack(L, 4, "integerize: nesting too deep");
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            if (integral_double(n)) {
-                /* Overwriting an existing field is allowed during next. */
-                lua_pushvalue(L, -2);
-                lua_pushinteger(L, (lua_Integer)n);
-                lua_rawset(L, t);
-            }
-        } else if (lua_type(L, -1) == LUA_TTABLE) {
-            integerize_table(L, lua_gettop(L), depth + 1, visits);
-        }
-        lua_pop(L, 1);
-    }
-}
-#endif
-
-static int l_integerize(lua_State *L)
-{
-    luaL_checkany(L, 1);
-    lua_settop(L, 1);
-#if AUD_LUA54
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        long visits = INTEGERIZE_MAX_VISITS;
-        integerize_table(L, 1, 0, &visits);
-    } else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1) &&
-               integral_double(lua_tonumber(L, 1))) {
-        lua_pushinteger(L, (lua_Integer)lua_tonumber(L, 1));
-    }
-#endif
-    return 1;
-}
-
 /* ---- rate-limit headers -------------------------------------------------- */
 
 /* headers[names[field]] as a non-negative number, or NaN. */
@@ -268,7 +210,6 @@ void aud_l_open_util(lua_State *L)
         {"random_hex", l_random_hex},
         {"parse_retry_after", l_parse_retry_after},
         {"backoff", l_backoff},
-        {"integerize", l_integerize},
         {"parse_rate_headers", l_parse_rate_headers},
         {NULL, NULL},
     };

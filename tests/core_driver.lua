@@ -49,8 +49,8 @@ eq(100, l, "rate limit"); eq(7, r, "rate remaining"); eq(1030, reset, "rate rese
 l = core.parse_rate_headers({ ["x-ratelimit-limit"] = "1e3" }, names, 1000)
 eq(nil, l, "rate limit with an exponent")
 
-local t = core.integerize{ a = 1.0, b = { c = 2.0 } }
-eq("integer", math.type(t.b.c), "integerize")
+local t = core.json_decoder{ null = false }('{"a":1.5,"b":{"c":2}}')
+eq("integer", math.type(t.b.c), "json_decoder integer"); eq(1.5, t.a, "json_decoder float")
 eq(32, #core.random_hex(16), "random_hex")
 
 eq("2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", core.sha256_hex("x"), "sha256")
