@@ -11,8 +11,7 @@ void aud_hex(const unsigned char *in, size_t n, char *out)
     }
 }
 
-/* Explicit ranges rather than isxdigit/isalpha: those follow the locale. */
-static int hex_value(unsigned char c)
+int aud_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -29,8 +28,8 @@ int aud_hex_decode(const char *s, size_t n, unsigned char *out, size_t cap,
     if (n % 2 != 0 || n / 2 > cap)
         return -1;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hex_value((unsigned char)s[i]);
-        int lo = hex_value((unsigned char)s[i + 1]);
+        int hi = aud_hex_value((unsigned char)s[i]);
+        int lo = aud_hex_value((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i / 2] = (unsigned char)(hi << 4 | lo);

@@ -6,6 +6,10 @@
 
 #include <stddef.h>
 
+/* The value of one hex digit of either case, or -1. Explicit ranges rather
+ * than isxdigit: that follows the locale. */
+int aud_hex_value(unsigned char c);
+
 /* Lowercase hex of n bytes into out, which must hold 2n bytes (no NUL). */
 void aud_hex(const unsigned char *in, size_t n, char *out);
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "encoding.h"
 #include "number.h"
 
 struct parser {
@@ -42,23 +43,12 @@ static void skip_space(struct parser *ps)
     ps->p = p;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The four hex digits at s (which has at least four bytes), or -1. */
 static long hex4(const char *s)
 {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int d = hex_value(s[i]);
+        int d = aud_hex_value((unsigned char)s[i]);
         if (d < 0)
             return -1;
         v = v << 4 | d;
