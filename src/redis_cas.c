@@ -6,7 +6,13 @@
 #include <string.h>
 
 #include "store.h"
-#include "store_redis.h"
+
+/* KEYS[1] the account's key; ARGV: the blob read (empty: none), the new
+ * blob, the TTL in whole seconds. 1: swapped; 0: someone wrote first. */
+const char aud_redis_cas_script[] =
+    "if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])\n"
+    "return 1\n";
 
 /* Conflicts are retried this many times within the deadline: with N
  * writers racing, one always wins, so this is only a guard. */

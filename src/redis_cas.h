@@ -20,6 +20,9 @@ struct aud_redis_cas_conf {
     long ttl;        /* idle life of the key, seconds */
 };
 
+/* The script's text: it knows nothing of the algorithm. */
+extern const char aud_redis_cas_script[];
+
 enum { AUD_CAS_SEND = 1, AUD_CAS_DONE = 0, AUD_CAS_FAILED = -1 };
 
 struct aud_redis_cas {

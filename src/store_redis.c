@@ -1,10 +1,7 @@
-/* Redis-backed quota state (see store_redis.h). Each run is a
- * compare-and-swap of the account's blob: GET it, apply the step locally,
- * then a tiny script sets the new blob only if the key still holds the
- * old one; on a conflict the run starts over from the newer blob. The
- * script knows nothing of the algorithm, so ratelimit.c stays its only
- * home, and no number travels as text except the key's TTL (an integer,
- * which no locale formats differently). */
+/* Redis-backed quota state (see store_redis.h) over a blocking socket with
+ * one deadline per operation (redis_conn.c). Each run is the compare-and-
+ * swap of redis_cas.c, which inside nginx runs the same way over a cosocket
+ * (lua_redis.c); this file owns the URL, the options and the connection. */
 #include "store_redis.h"
 
 #include <ctype.h>
@@ -22,13 +19,6 @@
 #include "redis_cas.h"
 #include "redis_conn.h"
 #include "store.h"
-
-/* KEYS[1] the account's key; ARGV: the blob read (empty: none), the new
- * blob, the TTL in whole seconds. 1: swapped; 0: someone wrote first. */
-const char aud_redis_cas_script[] =
-    "if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])\n"
-    "return 1\n";
 
 struct aud_redis_store {
     redisContext *c; /* NULL until connected and after any failure */
@@ -377,7 +367,7 @@ struct aud_redis_store *aud_redis_store_new(const char *url, size_t url_len,
     r->conf.ttl = o->ttl;
 
     unsigned char digest[AUD_SHA1_LEN];
-    struct aud_span span = {aud_redis_cas_script, sizeof aud_redis_cas_script - 1};
+    struct aud_span span = {aud_redis_cas_script, strlen(aud_redis_cas_script)};
     char cerr[200];
     if (aud_sha1(&span, 1, digest, cerr, sizeof cerr) != 0) {
         snprintf(err, errlen, "%s", cerr);

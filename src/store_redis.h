@@ -49,7 +49,4 @@ const struct aud_redis_cas_conf *aud_redis_store_conf(const struct aud_redis_sto
 const char *aud_redis_store_pool(const struct aud_redis_store *r);
 double aud_redis_store_timeout(const struct aud_redis_store *r, double *connect_timeout);
 
-/* The compare-and-swap script's text. */
-extern const char aud_redis_cas_script[];
-
 #endif
