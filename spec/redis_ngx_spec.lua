@@ -66,6 +66,29 @@ describe("the Redis quota store inside nginx", function()
       assert.is_true(tonumber(after) - tonumber(before) <= 2, before .. " -> " .. after)
     end)
 
+    it("after a Redis restart, pooled connections that died are passed over", function()
+      local code = [[
+        local lims = {}
+        for i = 1, 4 do lims[i] = require("audience.limiter").new("k:restart", { store = ARGS.url }, "ngx") end
+        -- Four calls at once fill the pool with four connections.
+        local threads = {}
+        for i = 1, 4 do threads[i] = ngx.thread.spawn(function() return lims[i]:acquire() end) end
+        local out = {}
+        for i = 1, 4 do
+          local _, wait, err = ngx.thread.wait(threads[i])
+          out[i] = wait or err
+        end
+        return out
+      ]]
+      assert.same({ 0, 0, 0, 0 }, box:run(code, { url = srv.url }))
+      srv:restart()
+      local wait, err = box:run([[
+        return require("audience.limiter").new("k:restart", { store = ARGS.url }, "ngx"):acquire()
+      ]], { url = srv.url })
+      assert.equal(0, wait, err)
+      assert.same({ 0, 0, 0, 0 }, box:run(code, { url = srv.url }))
+    end)
+
     it("selects the URL's database", function()
       box:run([[
         local lim = require("audience.limiter").new("k:db", { store = ARGS.url .. "/3" }, "ngx")

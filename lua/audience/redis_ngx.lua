@@ -109,11 +109,14 @@ end
 function Store:_step(op, now, a, b, c)
   local start = clock()
   local deadline = start + self.timeout
-  local ok, value, retry = self:_attempt(op, now, a, b, c, start, deadline)
-  if not ok and retry then
-    -- An idle connection closed by a server restart or its idle timeout says nothing
-    -- about the server now: one fresh attempt, within the same deadline.
-    ok, value = self:_attempt(op, now, a, b, c, start, deadline)
+  -- An idle connection closed by a server restart or its idle timeout says nothing
+  -- about the server now: the next one is tried, within the same deadline. After a
+  -- restart every pooled connection is dead, and each fails at once; the pool holds
+  -- at most POOL_SIZE, so the last try is on a fresh connection.
+  local ok, value, retry
+  for _ = 1, POOL_SIZE + 1 do
+    ok, value, retry = self:_attempt(op, now, a, b, c, start, deadline)
+    if ok or not retry then break end
   end
   if not ok then return nil, value end
   return true, value
