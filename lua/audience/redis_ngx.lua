@@ -19,6 +19,10 @@ local READ_SIZE = 4096
 local Store = {}
 Store.__index = Store
 
+-- Per worker: one semaphore per server and account (see Store:_step).
+local semaphore = require "ngx.semaphore"
+local lanes = {}
+
 local function clock()
   local ngx = _G.ngx
   ngx.update_time()
@@ -109,6 +113,20 @@ end
 function Store:_step(op, now, a, b, c)
   local start = clock()
   local deadline = start + self.timeout
+  -- One swap at a time per account in this worker: N light threads racing on one
+  -- key would lose to each other about N^2/2 times, enough round trips to miss the
+  -- deadline under a burst; queued here, only the workers race.
+  local sema = self.sema
+  local got, werr = sema:wait(math.max(0, deadline - clock()))
+  if not got then return nil, self:_io_error("command", werr) end
+  local ran, ok, value = pcall(self._swap, self, op, now, a, b, c, start, deadline)
+  sema:post(1)
+  if not ran then error(ok, 0) end
+  if not ok then return nil, value end
+  return true, value
+end
+
+function Store:_swap(op, now, a, b, c, start, deadline)
   -- An idle connection closed by a server restart or its idle timeout says nothing
   -- about the server now: the next one is tried, within the same deadline. After a
   -- restart every pooled connection is dead, and each fails at once; the pool holds
@@ -118,8 +136,7 @@ function Store:_step(op, now, a, b, c)
     ok, value, retry = self:_attempt(op, now, a, b, c, start, deadline)
     if ok or not retry then break end
   end
-  if not ok then return nil, value end
-  return true, value
+  return ok, value
 end
 
 local function result_or_error(ok, value)
@@ -167,7 +184,10 @@ function Store.__tostring() return "audience.limiter.redis (nginx cosocket)" end
 function M.new(url, key, opts)
   local quota = core.redis_quota(url, key, opts)
   local host, port, pool, timeout, connect_timeout = quota:endpoint()
+  local lane = pool .. "\0" .. key
+  if not lanes[lane] then lanes[lane] = assert(semaphore.new(1)) end
   return setmetatable({
+    sema = lanes[lane],
     quota = quota, host = host, port = port, timeout = timeout,
     connect_timeout = connect_timeout,
     connect_opts = { pool = pool, pool_size = POOL_SIZE },
