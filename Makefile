@@ -156,11 +156,11 @@ $(BUILD)/tests:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build/fuzz
-FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json http1 rl_state
+FUZZ_TARGETS := headers retry_after number url_query sign_input decode webhook_verify json http1 rl_state redis_reply
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
                $(FUZZ_SAN) $(CURL_CFLAGS) -Isrc
-FUZZ_CORE    := buf headers http1 url retry number encoding sign crypto ratelimit json
+FUZZ_CORE    := buf headers http1 url retry number encoding sign crypto ratelimit json redis_codec redis_cas clock
 FUZZ_OBJECTS := $(patsubst %,$(FUZZ_BUILD)/core/%.o,$(FUZZ_CORE))
 # The HTTP/1.1 target runs libhttp-parser on the same bytes as a reference.
 FUZZ_LIBS_http1 := -lhttp_parser

@@ -85,7 +85,7 @@ fi
 # workers), which it could not check anyway. One check: a sanitizer report aborts the
 # run, often after busted's summary.
 if [ "${AUDIENCE_TEST_QUICK:-0}" != 1 ]; then
-  mapfile -t asan_specs < <(ls spec/*_spec.lua | grep -v -e '/openresty_spec.lua$' -e '/ngx_transport_spec.lua$' -e '/ngx_tls_spec.lua$' -e '/scale_spec.lua$')
+  mapfile -t asan_specs < <(ls spec/*_spec.lua | grep -v -e '/openresty_spec.lua$' -e '/ngx_transport_spec.lua$' -e '/ngx_tls_spec.lua$' -e '/scale_spec.lua$' -e '/redis_ngx_spec.lua$')
   if bash scripts/asan-specs.sh "${asan_specs[@]}" >"$log_dir/asan.log" 2>&1; then
     pass "ASan + UBSan: the specs that load the core in-process"
   else

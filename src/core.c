@@ -17,6 +17,7 @@ LUALIB_API int luaopen_audience_core(lua_State *L)
     aud_l_open_sign(L);
     aud_l_open_rlstate(L);
     aud_l_open_json(L);
+    aud_l_open_redis(L);
     lua_pushliteral(L, AUD_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;

@@ -43,6 +43,11 @@ void aud_l_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 struct aud_rl_state;
 /* Pushes the limiter state table of lim:state() (unknown fields absent), for
  * every store: the memory, file and Redis limiters and core.limiter_step. */
+/* Reads a quota step from the stack at arg: op, now (nil allowed when
+ * now_optional: NaN, the store reads the clock), budget limit and per
+ * (both nil or both positive), then the op's arguments. Raises. */
+struct aud_rl_step;
+void aud_l_check_step(lua_State *L, int arg, int now_optional, struct aud_rl_step *st);
 void aud_l_push_rl_state(lua_State *L, const struct aud_rl_state *s, double now);
 
 /* audience.http userdata and curl_version; initialises libcurl first,
@@ -65,5 +70,7 @@ void aud_l_open_sign(lua_State *L);
 void aud_l_open_rlstate(lua_State *L);
 /* core.json_decoder and core.json_number. */
 void aud_l_open_json(lua_State *L);
+/* core.redis_codec and core.redis_quota (lua_redis.c). */
+void aud_l_open_redis(lua_State *L);
 
 #endif

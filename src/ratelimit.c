@@ -108,7 +108,10 @@ static double acquire(struct aud_rl_state *s, double now, int probe)
         wait = s->blocked_until - now;
     if (has_budget(s) && s->tokens < 1 - AUD_RL_TOKEN_SLACK) {
         double rate = s->budget_limit / s->budget_per;
-        wait = fmax(wait, (1 - s->tokens) / rate);
+        double refill = (1 - s->tokens) / rate;
+        /* A budget of 1e-300 per 1e300 (configured, or read from a store)
+         * overflows to an infinite wait, which no caller can report. */
+        wait = fmax(wait, isfinite(refill) ? refill : AUD_RL_WAIT_MAX);
     }
     if (s->remaining < 1) {
         if (!isnan(s->reset_at))

@@ -23,6 +23,7 @@
 #define AUD_RL_PROBE_HOLD 2.0
 /* Header numbers beyond these are lies or a misread format: ignored. */
 #define AUD_RL_COUNT_MAX 1e9
+#define AUD_RL_WAIT_MAX 1e9 /* seconds: the longest wait acquire gives */
 #define AUD_RL_RESET_MAX 86400.0 /* seconds ahead of now */
 #define AUD_RL_EPOCH_MS 1e12     /* above: a Unix time in milliseconds */
 #define AUD_RL_EPOCH_S 1e9       /* above: a Unix time in seconds */

@@ -1,10 +1,7 @@
-/* Redis-backed quota state (see store_redis.h). Each run is a
- * compare-and-swap of the account's blob: GET it, apply the step locally,
- * then a tiny script sets the new blob only if the key still holds the
- * old one; on a conflict the run starts over from the newer blob. The
- * script knows nothing of the algorithm, so ratelimit.c stays its only
- * home, and no number travels as text except the key's TTL (an integer,
- * which no locale formats differently). */
+/* Redis-backed quota state (see store_redis.h) over a blocking socket with
+ * one deadline per operation (redis_conn.c). Each run is the compare-and-
+ * swap of redis_cas.c, which inside nginx runs the same way over a cosocket
+ * (lua_redis.c); this file owns the URL, the options and the connection. */
 #include "store_redis.h"
 
 #include <ctype.h>
@@ -19,19 +16,9 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "redis_cas.h"
 #include "redis_conn.h"
 #include "store.h"
-
-/* KEYS[1] the account's key; ARGV: the blob read (empty: none), the new
- * blob, the TTL in whole seconds. 1: swapped; 0: someone wrote first. */
-const char aud_redis_cas_script[] =
-    "if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])\n"
-    "return 1\n";
-
-/* Conflicts are retried this many times within the deadline: with N
- * writers racing, one always wins, so this is only a guard. */
-#define CAS_TRIES 1000
 
 struct aud_redis_store {
     redisContext *c; /* NULL until connected and after any failure */
@@ -40,8 +27,9 @@ struct aud_redis_store {
     char *key; /* AUD_REDIS_KEY_PREFIX .. account */
     size_t key_len;
     double connect_timeout, timeout;
-    long ttl;
     char sha[2 * AUD_SHA1_LEN + 1];
+    struct aud_redis_cas_conf conf;
+    char pool[320]; /* see aud_redis_store_pool */
 };
 
 void aud_redis_options_default(struct aud_redis_options *o)
@@ -234,97 +222,29 @@ static int lost(struct aud_redis_store *r)
     return -2;
 }
 
-/* The idle TTL, never shorter than a known reset or penalty: forgetting
- * those would mean a burst of 429s. */
-static long key_life(const struct aud_redis_store *r, const struct aud_rl_state *s,
-                     double now)
-{
-    double life = (double)r->ttl;
-    if (s->reset_at - now > life)
-        life = s->reset_at - now;
-    if (s->blocked_until - now > life)
-        life = s->blocked_until - now;
-    life = ceil(life);
-    return life > 2147483647.0 ? 2147483647L : (long)life;
-}
-
 /* 0 done, -1 failed (connection fine), -2 connection lost (dropped);
  * *stale as for aud_redis_command. */
 static int cas_run(struct aud_redis_store *r, struct aud_rl_step *st,
                    struct aud_rl_state *out, double deadline, int *stale,
                    char *err, size_t errlen)
 {
-    const double given_now = st->now;
-    for (int attempt = 0; attempt < CAS_TRIES; attempt++) {
-        const char *gargv[2] = {"GET", r->key};
-        size_t glens[2] = {3, r->key_len};
-        redisReply *cur = aud_redis_command(r->c, &r->t, 2, gargv, glens, deadline,
-                                            stale, err, errlen);
-        if (cur == NULL)
+    struct aud_redis_cas m;
+    aud_redis_cas_begin(&m, &r->conf, st, out);
+    for (;;) {
+        redisReply *rep = aud_redis_command(r->c, &r->t, m.argc, m.argv, m.lens,
+                                            deadline, stale, err, errlen);
+        if (rep == NULL) {
+            aud_redis_cas_end(&m);
             return lost(r);
-        if (cur->type != REDIS_REPLY_STRING && cur->type != REDIS_REPLY_NIL) {
-            snprintf(err, errlen, "redis: %.300s",
-                     cur->type == REDIS_REPLY_ERROR ? cur->str : "unexpected reply to GET");
-            freeReplyObject(cur);
-            return -1;
         }
         *stale = 0;
-        int have = cur->type == REDIS_REPLY_STRING;
-        (void)aud_rl_decode(have ? (const unsigned char *)cur->str : NULL,
-                            have ? cur->len : 0, out);
-        st->now = given_now;
-        if (aud_store_fill_now(st) != 0) {
-            freeReplyObject(cur);
-            snprintf(err, errlen, "redis: clock_gettime failed");
-            return -1;
-        }
-        aud_rl_apply(out, st);
-        if (st->op == AUD_RL_STATE) {
-            freeReplyObject(cur);
-            return 0;
-        }
-        unsigned char blob[AUD_RL_BLOB_LEN];
-        aud_rl_encode(out, blob);
-        char life[24];
-        int n = snprintf(life, sizeof life, "%ld", key_life(r, out, st->now));
-        const char *argv[7] = {"EVALSHA", r->sha, "1", r->key,
-                               have ? cur->str : "", (const char *)blob, life};
-        size_t lens[7] = {7, strlen(r->sha), 1, r->key_len, have ? cur->len : 0,
-                          sizeof blob, (size_t)n};
-        redisReply *rep = aud_redis_command(r->c, &r->t, 7, argv, lens, deadline,
-                                            stale, err, errlen);
-        if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-            strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-            /* First use on this server (or after SCRIPT FLUSH, a restart):
-             * EVAL runs it and caches it for the next EVALSHA. */
-            freeReplyObject(rep);
-            argv[0] = "EVAL";
-            lens[0] = 4;
-            argv[1] = aud_redis_cas_script;
-            lens[1] = sizeof aud_redis_cas_script - 1;
-            rep = aud_redis_command(r->c, &r->t, 7, argv, lens, deadline, stale,
-                                    err, errlen);
-        }
-        freeReplyObject(cur);
-        if (rep == NULL)
-            return lost(r);
-        *stale = 0;
-        int type = rep->type;
-        long long swapped = rep->integer;
-        if (type == REDIS_REPLY_ERROR)
-            snprintf(err, errlen, "redis: %.300s", rep->str);
+        int rc = aud_redis_cas_reply(&m, rep, err, errlen);
         freeReplyObject(rep);
-        if (type == REDIS_REPLY_ERROR)
-            return -1; /* LOADING, OOM, READONLY: the server answered */
-        if (type != REDIS_REPLY_INTEGER) {
-            snprintf(err, errlen, "redis: unexpected reply to the swap script");
-            return -1;
+        if (rc != AUD_CAS_SEND) {
+            aud_redis_cas_end(&m);
+            return rc == AUD_CAS_DONE ? 0 : -1;
         }
-        if (swapped == 1)
-            return 0;
     }
-    snprintf(err, errlen, "redis: the quota state kept changing under this client");
-    return -1;
 }
 
 int aud_redis_store_run(void *impl, struct aud_rl_step *st,
@@ -368,6 +288,52 @@ int aud_redis_store_run(void *impl, struct aud_rl_step *st,
 
 /* ---- public ------------------------------------------------------- */
 
+/* Connections that share a name must be interchangeable: the same server,
+ * database and credentials. The credentials enter only as a digest. */
+static int pool_name(struct aud_redis_store *r, char *err, size_t errlen)
+{
+    static const char sep[1] = {0};
+    struct aud_span parts[3] = {
+        {r->t.user != NULL ? r->t.user : "", r->t.user != NULL ? r->t.user_len : 0},
+        {sep, 1},
+        {r->t.password != NULL ? r->t.password : "", r->t.password != NULL ? r->t.password_len : 0},
+    };
+    unsigned char digest[AUD_SHA1_LEN];
+    if (aud_sha1(parts, 3, digest, err, errlen) != 0)
+        return -1;
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    int n = snprintf(r->pool, sizeof r->pool, "audience-redis:%s:%d:%ld:%s",
+                     r->t.host, r->t.port, r->t.db, r->t.password != NULL ? hex : "-");
+    if (n < 0 || (size_t)n >= sizeof r->pool) {
+        snprintf(err, errlen, "url: the host name is too long");
+        return -1;
+    }
+    return 0;
+}
+
+const struct aud_redis_target *aud_redis_store_target(const struct aud_redis_store *r)
+{
+    return &r->t;
+}
+
+const struct aud_redis_cas_conf *aud_redis_store_conf(const struct aud_redis_store *r)
+{
+    return &r->conf;
+}
+
+const char *aud_redis_store_pool(const struct aud_redis_store *r)
+{
+    return r->pool;
+}
+
+double aud_redis_store_timeout(const struct aud_redis_store *r, double *connect_timeout)
+{
+    *connect_timeout = fmin(r->connect_timeout, r->timeout);
+    return r->timeout;
+}
+
 struct aud_redis_store *aud_redis_store_new(const char *url, size_t url_len,
                                             const char *account,
                                             size_t account_len,
@@ -395,10 +361,13 @@ struct aud_redis_store *aud_redis_store_new(const char *url, size_t url_len,
     r->connect_timeout = o->connect_timeout;
     r->timeout = o->timeout;
     r->t.timeout = o->timeout;
-    r->ttl = o->ttl;
+    r->conf.key = r->key;
+    r->conf.key_len = r->key_len;
+    r->conf.sha = r->sha;
+    r->conf.ttl = o->ttl;
 
     unsigned char digest[AUD_SHA1_LEN];
-    struct aud_span span = {aud_redis_cas_script, sizeof aud_redis_cas_script - 1};
+    struct aud_span span = {aud_redis_cas_script, strlen(aud_redis_cas_script)};
     char cerr[200];
     if (aud_sha1(&span, 1, digest, cerr, sizeof cerr) != 0) {
         snprintf(err, errlen, "%s", cerr);
@@ -406,6 +375,10 @@ struct aud_redis_store *aud_redis_store_new(const char *url, size_t url_len,
     }
     for (int i = 0; i < AUD_SHA1_LEN; i++)
         snprintf(r->sha + 2 * i, 3, "%02x", digest[i]);
+    if (pool_name(r, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "%s", cerr);
+        goto fail;
+    }
     return r;
 fail:
     aud_redis_store_free(r);

@@ -37,7 +37,16 @@ void aud_redis_store_free(struct aud_redis_store *r);
 int aud_redis_store_run(void *r, struct aud_rl_step *st,
                         struct aud_rl_state *out, char *err, size_t errlen);
 
-/* The compare-and-swap script's text. */
-extern const char aud_redis_cas_script[];
+/* What the cosocket store (lua_redis.c) needs to run the same swap over
+ * a connection it owns. The pool name tells apart servers, databases and
+ * credentials (by a digest: it never holds the password). The timeout is
+ * each operation's deadline; *connect_timeout the part of it connecting
+ * may use. */
+struct aud_redis_target;
+struct aud_redis_cas_conf;
+const struct aud_redis_target *aud_redis_store_target(const struct aud_redis_store *r);
+const struct aud_redis_cas_conf *aud_redis_store_conf(const struct aud_redis_store *r);
+const char *aud_redis_store_pool(const struct aud_redis_store *r);
+double aud_redis_store_timeout(const struct aud_redis_store *r, double *connect_timeout);
 
 #endif

@@ -104,7 +104,10 @@ function M.new(key, settings, transport)
     limiter, err = core.limiter_file(store:sub(6), key)
     if not limiter then error("audience: rate_limit.store: " .. tostring(err), 0) end
   elseif store:find("^rediss?://") then
-    local ok, lim = pcall(core.limiter_redis, store, key)
+    -- Inside nginx the swap runs on a cosocket: the blocking socket would stall
+    -- every request of the worker while Redis answers.
+    local make = transport == "ngx" and require("audience.redis_ngx").new or core.limiter_redis
+    local ok, lim = pcall(make, store, key)
     if not ok then
       -- The C side never quotes the URL; the message is rebuilt anyway so nothing of
       -- it can leak through a wrapper.
