@@ -121,12 +121,6 @@ local function fill(template, values)
   return out
 end
 
-local function copy(t)
-  local out = {}
-  if t then for k, v in pairs(t) do out[k] = v end end
-  return out
-end
-
 local CALL_OPTIONS = { idempotency_key = "string", timeout = "positive", headers = "table" }
 
 -- `n`: the position of `opts` among the method's arguments (3 unless said).
@@ -139,94 +133,7 @@ local function call_spec(fname, opts, spec, n)
   return spec
 end
 
--- Paging styles: how to ask for a page and how to read one.
---   first(cfg, params, iterating) -> query for the first page
---   read(cfg, body, query) -> items, has_more, total, next_query
-local PAGING = {}
-
-PAGING.cursor = {
-  first = function(cfg, params, iterating)
-    local q = copy(params)
-    q.max_items = nil
-    if iterating and q[cfg.size] == nil then
-      q[cfg.size] = cfg.max
-      if params.max_items and params.max_items < cfg.max then
-        q[cfg.size] = math.max(cfg.min or 1, params.max_items)
-      end
-    end
-    return q
-  end,
-  read = function(cfg, body, query)
-    local items = body[cfg.items]
-    if type(items) ~= "table" then return nil, "response has no '" .. cfg.items .. "' list" end
-    local has_more = body[cfg.more] == true and #items > 0
-    local nxt
-    if has_more then
-      local last = items[#items]
-      local cursor = type(last) == "table" and last[cfg.id]
-      if cursor == nil then return nil, "last item has no '" .. cfg.id .. "' to continue from" end
-      if cursor == query[cfg.cursor] then return nil, "pagination did not advance" end
-      nxt = copy(query)
-      nxt[cfg.cursor] = cursor
-    end
-    return items, has_more, nil, nxt
-  end,
-}
-
--- Numbered pages (page/per_page, page/pagesize), 0- or 1-based. With a meta object the
--- API says how many pages there are; without one, a full page means there may be more.
-PAGING.page = {
-  first = function(cfg, params, iterating)
-    local q = copy(params)
-    q.max_items = nil
-    if q[cfg.page] == nil then q[cfg.page] = cfg.first end
-    if q[cfg.size] == nil then
-      q[cfg.size] = iterating and cfg.max or cfg.default
-      if iterating and params.max_items and params.max_items < cfg.max then
-        q[cfg.size] = math.max(cfg.min or 1, params.max_items)
-      end
-    end
-    return q
-  end,
-  read = function(cfg, body, query)
-    local items = body
-    if cfg.items then items = type(body) == "table" and body[cfg.items] or nil end
-    if type(items) ~= "table" then return nil, "response has no list of items" end
-    local page = tonumber(query[cfg.page])
-    if not page then return nil, "page number is not a number" end
-    local has_more, total
-    if cfg.meta then
-      local meta = body[cfg.meta]
-      if type(meta) ~= "table" then return nil, "response has no '" .. cfg.meta .. "'" end
-      local current = tonumber(meta[cfg.current]) or page
-      local last = tonumber(meta[cfg.last])
-      has_more = last ~= nil and current < last
-      total = tonumber(meta[cfg.total])
-    else
-      has_more = #items >= (tonumber(query[cfg.size]) or math.huge)
-    end
-    has_more = has_more and #items > 0
-    local nxt
-    if has_more then
-      nxt = copy(query)
-      nxt[cfg.page] = page + 1
-    end
-    return items, has_more, total, nxt
-  end,
-}
-
-PAGING.none = {
-  first = function(_, params) local q = copy(params); q.max_items = nil; return q end,
-  read = function(cfg, body)
-    local items = body
-    if cfg and cfg.items and type(body) == "table" and body[cfg.items] ~= nil then
-      items = body[cfg.items]
-    end
-    if type(items) ~= "table" then return nil, "response is not a list" end
-    return items, false, nil, nil
-  end,
-}
-
+local PAGING = require "audience.paging"
 M.PAGING = PAGING
 
 local Resource = {}
@@ -261,13 +168,18 @@ function Resource:_item_path(fname, n, id, values)
   return fill(self._def.item or (self._def.path .. "/{id}"), values)
 end
 
+-- Worked out on the first page and kept: descriptions do not change once a client has them.
 function Resource:_paging()
-  local def = self._def
+  local style = self._style
+  if style then return style, self._cfg end
+  local def, cfg = self._def, self._client._provider.paging
   if type(def.list) == "table" and def.list.paginated == false then
-    return PAGING.none, def.list.paging or self._client._provider.paging
+    style, cfg = PAGING.none, def.list.paging or cfg
+  else
+    style = PAGING[cfg.style]
   end
-  local cfg = self._client._provider.paging
-  return PAGING[cfg.style], cfg
+  self._style, self._cfg = style, cfg
+  return style, cfg
 end
 
 local check_params = param_rules.check
@@ -291,11 +203,18 @@ function Resource:_page(path, query)
   return { items = items, has_more = has_more, total = total, next = nxt }, nil, res
 end
 
+local NO_PARAMS = {} -- read only: the params of a call given none
+
 local function split_scope(self, fname, ...)
-  local nscope = #(self._def.scope or NO_SCOPE)
-  local args = { ... }
-  local values = self:_scope(fname, args)
-  local params = args[nscope + 1]
+  local scope = self._def.scope
+  local nscope, path, params = scope and #scope or 0, self._plain_path
+  if scope or not path then
+    local args = { ... }
+    path = fill(self._def.path, self:_scope(fname, args))
+    params = args[nscope + 1]
+  else
+    params = ... -- no scope: the path is fixed and the first argument is params
+  end
   if params ~= nil and type(params) ~= "table" then
     bad(fname, nscope + 1, "params", "table or nil", params)
   end
@@ -303,11 +222,17 @@ local function split_scope(self, fname, ...)
     bad(fname, nscope + 1, "params.max_items", "non-negative integer", params.max_items)
   end
   if params then options.check_query(fname, nscope + 1, "params", params) end
-  return fill(self._def.path, values), params or {}
+  return path, params or NO_PARAMS
+end
+
+local function op_name(self, op)
+  local fname = self._name .. ":" .. op
+  self._fnames[op] = fname
+  return fname
 end
 
 local function list(self, ...)
-  local fname = self._name .. ":list"
+  local fname = self._fnames.list or op_name(self, "list")
   local path, params = split_scope(self, fname, ...)
   local style, cfg = self:_paging()
   return self:_page(path, style.first(cfg, params, false))
@@ -315,7 +240,7 @@ end
 
 -- Iterates pages lazily; only the current page is held, whatever the total.
 local function pages(self, ...)
-  local fname = self._name .. ":pages"
+  local fname = self._fnames.pages or op_name(self, "pages")
   local path, params = split_scope(self, fname, ...)
   local style, cfg = self:_paging()
   local query = style.first(cfg, params, true)
@@ -330,7 +255,7 @@ local function pages(self, ...)
 end
 
 local function each(self, ...)
-  local fname = self._name .. ":each"
+  local fname = self._fnames.each or op_name(self, "each")
   local _, params = split_scope(self, fname, ...)
   local max_items = params.max_items
   local next_page = pages(self, ...)
@@ -356,11 +281,7 @@ end
 -- What every operation starts with: its name for errors, its arguments, the values of
 -- the scope arguments, and the position of the first argument after them.
 function Resource:_args(op, ...)
-  local fname = self._fnames[op]
-  if not fname then
-    fname = self._name .. ":" .. op
-    self._fnames[op] = fname
-  end
+  local fname = self._fnames[op] or op_name(self, op)
   local args = { ... }
   return fname, args, self:_scope(fname, args), #(self._def.scope or NO_SCOPE) + 1
 end
@@ -482,6 +403,8 @@ local function build(client, name, def)
   end
   if def.list then
     r.list, r.each, r.pages = list, each, pages
+    -- A collection path without placeholders is the same on every call.
+    if not def.scope and #template_parts(def.path) == 1 then r._plain_path = def.path end
   end
   for op, fn in pairs(OPS) do
     if def[op] then r[op] = fn end
