@@ -226,7 +226,9 @@ local function snippet(body)
 end
 
 -- Turns a complete HTTP answer into (value) or (nil, err fields, retryable, delay).
-function Client:_interpret(method, status, body, headers, state)
+-- repeatable: the request may be sent again; maybe_done: an earlier attempt may have
+-- been carried out although its answer never came.
+function Client:_interpret(method, status, body, headers, repeatable, maybe_done)
   local provider = self._provider
   if status >= 200 and status < 300 then
     if body == "" or method == "HEAD" then
@@ -251,7 +253,7 @@ function Client:_interpret(method, status, body, headers, state)
     return value
   end
 
-  if method == "DELETE" and status == 404 and state.maybe_done then
+  if method == "DELETE" and status == 404 and maybe_done then
     -- An earlier attempt may have deleted it before its answer was lost: gone is gone.
     return true
   end
@@ -284,13 +286,12 @@ function Client:_interpret(method, status, body, headers, state)
     return nil, fields, true, fields.retry_after and 0 or nil
   end
 
-  if status >= 500 then state.maybe_done = true end
   if status == 502 or status == 503 or status == 504 then
     -- "Come back in an hour" from a failing server is reported, not slept on: a cron
     -- job or an nginx worker would stall. max_wait sets the bound (default 5 minutes).
     local bound = self._max_5xx_wait
     if fields.retry_after and fields.retry_after > bound then return nil, fields, false end
-    return nil, fields, state.repeatable, fields.retry_after
+    return nil, fields, repeatable, fields.retry_after
   end
   return nil, fields, false
 end
@@ -327,11 +328,9 @@ function Client:_call(method, path, spec)
   end
   if spec.headers then add_user_headers(base, spec.headers, spec.auth ~= false and self._secret_headers) end
 
-  local state = {
-    repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
-      or (provider.idempotency_header ~= nil and idempotency_key ~= nil),
-    maybe_done = false,
-  }
+  local repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
+    or (provider.idempotency_header ~= nil and idempotency_key ~= nil)
+  local maybe_done = false
   local hooked = self.on_request or self.on_response
   local attempts = self.retries + 1
   local attempt = 0
@@ -361,7 +360,8 @@ function Client:_call(method, path, spec)
     if status then
       res = { status = status, headers = self:_scrub_headers(rheaders, extra) }
       self:_observe(rheaders)
-      value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, state)
+      value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, repeatable, maybe_done)
+      if status >= 500 then maybe_done = true end
     else
       -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
       local kind, message, sent = rbody, rheaders, fourth
@@ -371,9 +371,9 @@ function Client:_call(method, path, spec)
         fields.code = kind
         retryable = false
       else
-        retryable = (not sent) or state.repeatable
+        retryable = (not sent) or repeatable
       end
-      if sent then state.maybe_done = true end
+      if sent then maybe_done = true end
     end
     self.last_response = res
 

@@ -3,7 +3,7 @@
 --   first(cfg, params, iterating) -> query for the first page
 --   read(cfg, body, query) -> items, has_more, total, next_query
 -- `cfg` is the provider's `paging` description (see audience.resource).
-local type, pairs = type, pairs
+local type, pairs, next = type, pairs, next
 
 local function copy(t)
   local out = {}
@@ -13,8 +13,11 @@ end
 
 local PAGING = {}
 
+-- The query of a page is only read: a single page asked for with no params goes out
+-- with the (empty) params table itself.
 PAGING.cursor = {
   first = function(cfg, params, iterating)
+    if not iterating and next(params) == nil then return params end
     local q = copy(params)
     q.max_items = nil
     if iterating and q[cfg.size] == nil then
@@ -85,7 +88,10 @@ PAGING.page = {
 }
 
 PAGING.none = {
-  first = function(_, params) local q = copy(params); q.max_items = nil; return q end,
+  first = function(_, params, iterating)
+    if not iterating and next(params) == nil then return params end
+    local q = copy(params); q.max_items = nil; return q
+  end,
   read = function(cfg, body)
     local items = body
     if cfg and cfg.items and type(body) == "table" and body[cfg.items] ~= nil then
