@@ -15,18 +15,20 @@
 struct aud_header {
     char *name; /* lower-cased ASCII, not NUL-terminated */
     size_t name_len;
+    size_t name_cap; /* bytes allocated at name: slots are reused */
     struct aud_buf value; /* repeated names joined with ", " */
 };
 
 struct aud_headers {
-    struct aud_header *items;
+    struct aud_header *items; /* cap slots; those past count keep their buffers */
     size_t count;
     size_t cap;
     size_t last; /* target of an obs-fold continuation line, or SIZE_MAX */
 };
 
 void aud_headers_init(struct aud_headers *h);
-/* Drops every header but keeps the item array for reuse. */
+/* Drops every header but keeps the item array, and the small name and value
+ * buffers of its slots, for the next response. */
 void aud_headers_clear(struct aud_headers *h);
 void aud_headers_free(struct aud_headers *h);
 

@@ -16,6 +16,13 @@
 #include "number.h"
 
 #define CHUNK 64
+/* Free stack slots are made sure of every STEP values, not a chunk's worth
+ * per container up front: a small text then needs a small Lua stack, which
+ * matters inside nginx, where a request's coroutine stack is cleared in
+ * full when the request ends. Between two checks a container gains at most
+ * STEP slots, plus two that flush_object and the key cache use briefly. */
+#define STEP 8
+#define HEADROOM (2 * STEP + 4)
 /* Key cache: on a long text (a page of records) the same few keys come
  * back in every object, and pushing one from a stack slot is much cheaper
  * than interning its bytes again. Short texts skip it: setting the slots
@@ -95,18 +102,23 @@ static const char *added(struct builder *b)
     struct frame *f = &b->frames[b->depth];
     int pending = lua_gettop(b->L) - f->base;
     if (f->is_object) {
-        if (pending >= 2 * CHUNK)
+        if (pending >= 2 * CHUNK) {
             flush_object(b, f);
+            return NULL;
+        }
     } else if (pending >= CHUNK) {
         flush_array(b, f);
+        return NULL;
     }
+    if (pending % STEP == 0 && !lua_checkstack(b->L, HEADROOM))
+        return "nesting too deep for the Lua stack";
     return NULL;
 }
 
 static const char *open_container(struct builder *b, int is_object)
 {
     /* The parser's depth limit keeps depth within the frames. */
-    if (!lua_checkstack(b->L, 2 * CHUNK + 4))
+    if (!lua_checkstack(b->L, HEADROOM))
         return "nesting too deep for the Lua stack";
     lua_pushnil(b->L);
     struct frame *f = &b->frames[++b->depth];
@@ -244,7 +256,7 @@ static int l_decode(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(UP_NULL));
     lua_pushvalue(L, lua_upvalueindex(UP_MARKS));
     lua_pushnil(L); /* SLOT_SCRATCH */
-    luaL_checkstack(L, 2 * CHUNK + 4, "json decode");
+    luaL_checkstack(L, HEADROOM, "json decode");
 
     struct builder b;
     b.L = L;

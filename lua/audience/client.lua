@@ -12,15 +12,17 @@ local options = require "audience.options"
 local transport = require "audience.transport"
 local auth = require "audience.auth"
 local add_user_headers = require("audience.request_headers").add
+local scrub = require "audience.scrub"
 
 --- What every client offers, whatever its provider; its resources are `Resource`s.
 -- @type Client
 local Client = {}
 Client.__index = Client
+Client._scrub, Client._error = scrub.scrub, scrub.error
+Client._redacted_headers, Client._scrub_headers = scrub.redacted_headers, scrub.headers
 
-local REDACTED = "[REDACTED]"
 -- Locals for what every call uses (a global is a table lookup each time).
-local find, type, pairs, ipairs = string.find, type, pairs, ipairs
+local type, pairs = type, pairs
 
 -- Methods whose repetition cannot do anything twice; everything else is retried only
 -- when the request provably never reached the server.
@@ -37,67 +39,6 @@ local function user_agent()
   local lua = rawget(_G, "jit") and _G.jit.version or _VERSION
   local curl = core.curl_version():match("^(%S+)") or "libcurl"
   return ("audience/%s (%s; %s)"):format(core._VERSION, lua, curl)
-end
-
-local function replace_plain(s, secret)
-  local from = 1
-  while true do
-    local i, j = s:find(secret, from, true)
-    if not i then return s end
-    s = s:sub(1, i - 1) .. REDACTED .. s:sub(j + 1)
-    from = i + #REDACTED
-  end
-end
-
--- The client's own secrets and their encoded forms, in the order _scrub replaces them,
--- worked out once: scrubbing runs on every response header of every call.
-local function secret_forms(self)
-  local forms = self._secret_forms
-  if not forms then
-    forms = {}
-    for _, secret in ipairs(self._secrets) do
-      forms[#forms + 1] = secret
-      local encoded = core.urlencode(secret)
-      if encoded ~= secret then forms[#forms + 1] = encoded end
-    end
-    self._secret_forms = forms
-  end
-  return forms
-end
-
--- Replaces every occurrence of the client's secrets, and of the call's own secrets
--- (`extra`, e.g. a magic-link token in the path), in `s`. Secrets also appear
--- percent-encoded in URLs, so both forms are replaced.
-function Client:_scrub(s, extra)
-  if type(s) ~= "string" then return s end
-  local forms = secret_forms(self)
-  for i = 1, #forms do s = replace_plain(s, forms[i]) end
-  if extra then
-    for _, secret in ipairs(extra) do
-      s = replace_plain(s, secret)
-      local encoded = core.urlencode(secret)
-      if encoded ~= secret then s = replace_plain(s, encoded) end
-    end
-  end
-  -- A URL's user:password (a base_url given with one) is a credential too.
-  return Error.drop_userinfo(s)
-end
-
-function Client:_error(fields, method, path, url, extra)
-  fields.provider = self._provider.name
-  fields.method = method
-  fields.path = self:_scrub(path, extra)
-  fields.url = self:_scrub(url, extra)
-  fields.message = self:_scrub(fields.message, extra)
-  fields.code = self:_scrub(fields.code, extra)
-  if fields.details then
-    for _, d in ipairs(fields.details) do
-      d.message = self:_scrub(d.message, extra)
-      d.field = self:_scrub(d.field, extra)
-      d.code = self:_scrub(d.code, extra)
-    end
-  end
-  return Error.new(fields)
 end
 
 -- Query tables may hold Lua lists; providers say whether a list is sent comma-joined
@@ -127,49 +68,6 @@ function Client:_url(path, query)
     if q ~= "" then url = url .. "?" .. q end
   end
   return url
-end
-
-function Client:_redacted_headers(lines, extra)
-  local out = {}
-  for _, line in ipairs(lines) do
-    local name, value = line:match("^([^:]+):%s*(.*)$")
-    if name then
-      if self._secret_headers[name:lower()] then value = REDACTED end
-      out[name] = self:_scrub(value, extra)
-    end
-  end
-  return out
-end
-
--- What callers see of a response's headers: a server that echoes a credential back
--- (in a debugging header, say) must not hand it to logs through last_response or hooks.
--- The pipeline itself reads the headers as received.
--- Copies only when something had to be replaced: the table as received is returned
--- otherwise, which costs nothing on the hot path.
-function Client:_scrub_headers(headers, extra)
-  local forms, out = secret_forms(self), nil
-  if not extra and core.headers_clean(headers, forms) then return headers end -- the usual case
-  for name, value in pairs(headers) do
-    local clean, tv = value, type(value)
-    if tv == "table" then
-      clean = {}
-      for i, v in ipairs(value) do clean[i] = self:_scrub(v, extra) end
-    elseif extra or tv ~= "string" then
-      clean = self:_scrub(value, extra)
-    else
-      for i = 1, #forms do
-        if find(clean, forms[i], 1, true) then clean = replace_plain(clean, forms[i]) end
-      end
-    end
-    if clean ~= value then
-      if not out then
-        out = {}
-        for k, v in pairs(headers) do out[k] = v end
-      end
-      out[name] = clean
-    end
-  end
-  return out or headers
 end
 
 function Client:_wait_for_quota(method, path, url, extra)
@@ -231,7 +129,9 @@ local function snippet(body)
 end
 
 -- Turns a complete HTTP answer into (value) or (nil, err fields, retryable, delay).
-function Client:_interpret(method, status, body, headers, state)
+-- repeatable: the request may be sent again; maybe_done: an earlier attempt may have
+-- been carried out although its answer never came.
+function Client:_interpret(method, status, body, headers, repeatable, maybe_done)
   local provider = self._provider
   if status >= 200 and status < 300 then
     if body == "" or method == "HEAD" then
@@ -256,7 +156,7 @@ function Client:_interpret(method, status, body, headers, state)
     return value
   end
 
-  if method == "DELETE" and status == 404 and state.maybe_done then
+  if method == "DELETE" and status == 404 and maybe_done then
     -- An earlier attempt may have deleted it before its answer was lost: gone is gone.
     return true
   end
@@ -288,13 +188,12 @@ function Client:_interpret(method, status, body, headers, state)
     return nil, fields, true, fields.retry_after and 0 or nil
   end
 
-  if status >= 500 then state.maybe_done = true end
   if status == 502 or status == 503 or status == 504 then
     -- "Come back in an hour" from a failing server is reported, not slept on: a cron
     -- job or an nginx worker would stall. max_wait sets the bound (default 5 minutes).
     local bound = self._max_5xx_wait
     if fields.retry_after and fields.retry_after > bound then return nil, fields, false end
-    return nil, fields, state.repeatable, fields.retry_after
+    return nil, fields, repeatable, fields.retry_after
   end
   return nil, fields, false
 end
@@ -331,11 +230,9 @@ function Client:_call(method, path, spec)
   end
   if spec.headers then add_user_headers(base, spec.headers, spec.auth ~= false and self._secret_headers) end
 
-  local state = {
-    repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
-      or (provider.idempotency_header ~= nil and idempotency_key ~= nil),
-    maybe_done = false,
-  }
+  local repeatable = REPEATABLE[method] or content_type == MERGE_PATCH
+    or (provider.idempotency_header ~= nil and idempotency_key ~= nil)
+  local maybe_done = false
   local hooked = self.on_request or self.on_response
   local attempts = self.retries + 1
   local attempt = 0
@@ -365,7 +262,8 @@ function Client:_call(method, path, spec)
     if status then
       res = { status = status, headers = self:_scrub_headers(rheaders, extra) }
       self:_observe(rheaders)
-      value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, state)
+      value, fields, retryable, delay = self:_interpret(method, status, rbody, rheaders, repeatable, maybe_done)
+      if status >= 500 then maybe_done = true end
     else
       -- rbody is the failure kind, rheaders the message, fourth whether it was sent.
       local kind, message, sent = rbody, rheaders, fourth
@@ -375,9 +273,9 @@ function Client:_call(method, path, spec)
         fields.code = kind
         retryable = false
       else
-        retryable = (not sent) or state.repeatable
+        retryable = (not sent) or repeatable
       end
-      if sent then state.maybe_done = true end
+      if sent then maybe_done = true end
     end
     self.last_response = res
 

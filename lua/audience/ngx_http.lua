@@ -93,7 +93,21 @@ local Transport = {}
 Transport.__index = Transport
 
 -- The origin part of a URL, parsed once per distinct origin; the rest is the target.
+-- Both are kept per URL too: a client sends the same few URLs (a list, a ping) again
+-- and again, and a table lookup is cheaper than the pattern matches.
 function Transport:origin(url)
+  local known = self.url_origin[url]
+  if known then return known, self.url_target[url] end
+  local o, target = self:split(url)
+  if o then
+    if self.url_count >= 256 then self.url_origin, self.url_target, self.url_count = {}, {}, 0 end
+    self.url_origin[url], self.url_target[url] = o, target
+    self.url_count = self.url_count + 1
+  end
+  return o, target
+end
+
+function Transport:split(url)
   local sep = url:find("://", 1, true)
   if not sep then return nil end
   local stop = url:find("[/?#]", sep + 3)
@@ -323,7 +337,7 @@ function M.new(settings)
     idle_ms = ms(settings.keepalive_timeout or DEFAULT_IDLE),
     proxy = settings.proxy and parse_proxy(settings.proxy) or nil,
     ua = "User-Agent: " .. settings.user_agent,
-    origins = {}, origin_count = 0, parsers = {},
+    origins = {}, origin_count = 0, parsers = {}, url_origin = {}, url_target = {}, url_count = 0,
   }, Transport)
   return {
     name = "ngx",

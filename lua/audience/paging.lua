@@ -2,6 +2,8 @@
 -- names its style (`paging.style`) and the fields it uses; resource.lua calls
 --   first(cfg, params, iterating) -> query for the first page
 --   read(cfg, body, query) -> items, has_more, total, next_query  (or nil, reason)
+local type, pairs, next = type, pairs, next
+
 local M = {}
 
 local function copy(t)
@@ -24,9 +26,11 @@ local function without_max_items(params)
   return q
 end
 
--- Cursors: the next page starts after the last item's id.
+-- Cursors: the next page starts after the last item's id. The query of a page is only
+-- read: a single page asked for with no params goes out with the (empty) params table.
 M.cursor = {
   first = function(cfg, params, iterating)
+    if not iterating and next(params) == nil then return params end
     local q = without_max_items(params)
     if iterating and q[cfg.size] == nil then q[cfg.size] = iterating_size(cfg, params) end
     return q

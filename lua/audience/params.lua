@@ -49,14 +49,28 @@ function M.check_body(client, method, path, body, required)
   return nil
 end
 
+-- The names of a rule set in order, sorted once: rule sets come from provider
+-- descriptions, which do not change, and every list call is checked against them.
+local SORTED = setmetatable({}, { __mode = "k" })
+
+local function sorted_names(rules)
+  local names = SORTED[rules]
+  if not names then
+    names = {}
+    for name in pairs(rules) do names[#names + 1] = name end
+    table.sort(names)
+    SORTED[rules] = names
+  end
+  return names
+end
+
 function M.check(client, method, path, query, ...)
   for i = 1, select("#", ...) do
     local rules = select(i, ...)
     if rules then
-      local names = {}
-      for name in pairs(rules) do names[#names + 1] = name end
-      table.sort(names)
-      for _, name in ipairs(names) do
+      local names = sorted_names(rules)
+      for j = 1, #names do
+        local name = names[j]
         local v = query[name]
         local problem = rule_problem(rules[name], v)
         if problem then

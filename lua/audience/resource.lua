@@ -168,13 +168,18 @@ function Resource:_item_path(fname, n, id, values)
   return fill(self._def.item or (self._def.path .. "/{id}"), values)
 end
 
+-- Worked out on the first page and kept: descriptions do not change once a client has them.
 function Resource:_paging()
-  local def = self._def
+  local style = self._style
+  if style then return style, self._cfg end
+  local def, cfg = self._def, self._client._provider.paging
   if type(def.list) == "table" and def.list.paginated == false then
-    return PAGING.none, def.list.paging or self._client._provider.paging
+    style, cfg = PAGING.none, def.list.paging or cfg
+  else
+    style = PAGING[cfg.style]
   end
-  local cfg = self._client._provider.paging
-  return PAGING[cfg.style], cfg
+  self._style, self._cfg = style, cfg
+  return style, cfg
 end
 
 local check_params = param_rules.check
@@ -198,11 +203,18 @@ function Resource:_page(path, query)
   return { items = items, has_more = has_more, total = total, next = nxt }, nil, res
 end
 
+local NO_PARAMS = {} -- read only: the params of a call given none
+
 local function split_scope(self, fname, ...)
-  local nscope = #(self._def.scope or NO_SCOPE)
-  local args = { ... }
-  local values = self:_scope(fname, args)
-  local params = args[nscope + 1]
+  local scope = self._def.scope
+  local nscope, path, params = scope and #scope or 0, self._plain_path
+  if scope or not path then
+    local args = { ... }
+    path = fill(self._def.path, self:_scope(fname, args))
+    params = args[nscope + 1]
+  else
+    params = ... -- no scope: the path is fixed and the first argument is params
+  end
   if params ~= nil and type(params) ~= "table" then
     bad(fname, nscope + 1, "params", "table or nil", params)
   end
@@ -210,11 +222,17 @@ local function split_scope(self, fname, ...)
     bad(fname, nscope + 1, "params.max_items", "non-negative integer", params.max_items)
   end
   if params then options.check_query(fname, nscope + 1, "params", params) end
-  return fill(self._def.path, values), params or {}
+  return path, params or NO_PARAMS
+end
+
+local function op_name(self, op)
+  local fname = self._name .. ":" .. op
+  self._fnames[op] = fname
+  return fname
 end
 
 local function list(self, ...)
-  local fname = self._name .. ":list"
+  local fname = self._fnames.list or op_name(self, "list")
   local path, params = split_scope(self, fname, ...)
   local style, cfg = self:_paging()
   return self:_page(path, style.first(cfg, params, false))
@@ -222,7 +240,7 @@ end
 
 -- Iterates pages lazily; only the current page is held, whatever the total.
 local function pages(self, ...)
-  local fname = self._name .. ":pages"
+  local fname = self._fnames.pages or op_name(self, "pages")
   local path, params = split_scope(self, fname, ...)
   local style, cfg = self:_paging()
   local query = style.first(cfg, params, true)
@@ -237,7 +255,7 @@ local function pages(self, ...)
 end
 
 local function each(self, ...)
-  local fname = self._name .. ":each"
+  local fname = self._fnames.each or op_name(self, "each")
   local _, params = split_scope(self, fname, ...)
   local max_items = params.max_items
   local next_page = pages(self, ...)
@@ -263,11 +281,7 @@ end
 -- What every operation starts with: its name for errors, its arguments, the values of
 -- the scope arguments, and the position of the first argument after them.
 function Resource:_args(op, ...)
-  local fname = self._fnames[op]
-  if not fname then
-    fname = self._name .. ":" .. op
-    self._fnames[op] = fname
-  end
+  local fname = self._fnames[op] or op_name(self, op)
   local args = { ... }
   return fname, args, self:_scope(fname, args), #(self._def.scope or NO_SCOPE) + 1
 end
@@ -389,6 +403,8 @@ local function build(client, name, def)
   end
   if def.list then
     r.list, r.each, r.pages = list, each, pages
+    -- A collection path without placeholders is the same on every call.
+    if not def.scope and #template_parts(def.path) == 1 then r._plain_path = def.path end
   end
   for op, fn in pairs(OPS) do
     if def[op] then r[op] = fn end
