@@ -38,6 +38,35 @@ describe("client:parallel", function()
     sys:close()
   end)
 
+  it("leaves the client as it is: its transport is the same, and a nested run works", function()
+    local sys = client()
+    local http_before, sleep_before = sys._http, sys._sleep
+    local seen = {}
+    local results = sys:parallel({
+      function()
+        seen.http, seen.sleep = sys._http, sys._sleep
+        -- A run inside a call of a run: its own calls, its own results.
+        local inner = sys:parallel({ function() return sys.tags:list() end, function() return sys.tags:list() end })
+        return #inner
+      end,
+      function()
+        -- A coroutine of the caller's own inside a call: not the scheduler's, so it blocks.
+        local co = coroutine.create(function() return sys.tags:list() end)
+        local ok, page = coroutine.resume(co)
+        return ok and page and coroutine.status(co) == "dead"
+      end,
+    })
+    assert.is_nil(results[1].err)
+    assert.equal(2, results[1].value)
+    assert.is_nil(results[2].err)
+    assert.is_true(results[2].value)
+    assert.equal(http_before, seen.http)
+    assert.equal(sleep_before, seen.sleep)
+    assert.equal(http_before, sys._http)
+    assert.equal(sleep_before, sys._sleep)
+    sys:close()
+  end)
+
   it("never has more than `concurrency` requests in flight", function()
     m:fault{ match = "/api/tags", method = "GET", times = 12, action = { delay = 0.1 } }
     local in_flight, peak = 0, 0

@@ -23,6 +23,18 @@ Client._redacted_headers, Client._scrub_headers = scrub.redacted_headers, scrub.
 
 -- Locals for what every call uses (a global is a table lookup each time).
 local type, pairs = type, pairs
+local co_running = coroutine.running
+
+-- The transport of a call: the client's own, or the one client:parallel gave the
+-- coroutine the call runs in (audience.parallel); the client itself is never swapped.
+local function io_of(self)
+  local lanes = self._lanes
+  if lanes then
+    local lane = lanes[co_running()]
+    if lane then return lane.http, lane.sleep end
+  end
+  return self._http, self._sleep
+end
 
 -- Methods whose repetition cannot do anything twice; everything else is retried only
 -- when the request provably never reached the server.
@@ -94,7 +106,8 @@ function Client:_wait_for_quota(method, path, url, extra)
       }, method, path, url, extra)
     end
     if rl.on_wait and wait >= 0.5 then rl.on_wait(wait) end
-    self._sleep(wait)
+    local _, sleep = io_of(self)
+    sleep(wait)
     waited = waited + wait
   end
   return nil, self:_error({ kind = "rate_limited", message = "quota never freed up" }, method, path, url, extra)
@@ -209,6 +222,7 @@ end
 function Client:_call(method, path, spec)
   spec = spec or NO_SPEC
   local provider = self._provider
+  local http, sleep = io_of(self)
   local extra = spec.secrets
   local url = self:_url(path, spec.query)
   local body, content_type = spec.body, spec.content_type
@@ -255,7 +269,7 @@ function Client:_call(method, path, spec)
     end
 
     local started = hooked and core.monotonic() -- only the hooks are told how long it took
-    local status, rbody, rheaders, fourth = self._http:perform(method, url, lines, body, spec.timeout)
+    local status, rbody, rheaders, fourth = http:perform(method, url, lines, body, spec.timeout)
     local elapsed = hooked and core.monotonic() - started
 
     local res, value, fields, retryable, delay
@@ -291,7 +305,7 @@ function Client:_call(method, path, spec)
 
     if not err then return value, nil, res end
     if not retryable or attempt >= attempts then return nil, err, res end
-    self._sleep(delay or core.backoff(attempt, self._backoff.base, self._backoff.max))
+    sleep(delay or core.backoff(attempt, self._backoff.base, self._backoff.max))
   end
 end
 

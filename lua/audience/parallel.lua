@@ -2,10 +2,12 @@
 -- requests in flight, on libcurl's multi interface.
 --
 -- Each call runs as a coroutine through the client's ordinary pipeline (quota, retries,
--- hooks, errors). While they run, the client's transport is swapped for one whose
--- `perform` and `sleep` yield to the scheduler below instead of blocking: a transfer is
--- handed to the multi handle, a wait becomes a wake-up time, and the scheduler resumes
--- each coroutine when its answer or its time has come.
+-- hooks, errors). The client is never changed: its lanes (a weak table, coroutine ->
+-- transport) give the coroutines of a run a transport whose `perform` and `sleep` yield
+-- to the scheduler below instead of blocking, while any other caller of the same client
+-- (another coroutine, a nested run) keeps its own. A transfer is handed to the multi
+-- handle, a wait becomes a wake-up time, and the scheduler resumes each coroutine when
+-- its answer or its time has come.
 local core = require "audience.core"
 local options = require "audience.options"
 
@@ -55,6 +57,8 @@ local function yielding_sleep(seconds)
   coroutine.yield(YIELD_SLEEP, seconds)
 end
 
+local YIELDING = { http = yielding_http, sleep = yielding_sleep }
+
 -- Inside nginx every call already yields to nginx's event loop (the ngx transport), so
 -- `concurrency` light threads each take the next call until none is left.
 local function run_in_nginx(client, calls, concurrency)
@@ -93,8 +97,8 @@ function M.run(client, calls, opts)
 
   client._multi = client._multi or core.multi(client._transport_settings)
   local multi = client._multi
-  local saved_http, saved_sleep = client._http, client._sleep
-  client._http, client._sleep = yielding_http, yielding_sleep
+  client._lanes = client._lanes or setmetatable({}, { __mode = "k" })
+  local lanes = client._lanes
 
   local next_call, running = 1, 0
   local by_transfer = {}   -- transfer id -> coroutine
@@ -127,6 +131,7 @@ function M.run(client, calls, opts)
     end
     running = running - 1
     index_of[co] = nil
+    lanes[co] = nil
   end
 
   local function start_more()
@@ -134,6 +139,7 @@ function M.run(client, calls, opts)
       local i = next_call
       next_call = next_call + 1
       local co = coroutine.create(as_function(client, calls[i]))
+      lanes[co] = YIELDING
       index_of[co] = i
       running = running + 1
       step(co)
@@ -169,10 +175,12 @@ function M.run(client, calls, opts)
     end
   end)
 
-  client._http, client._sleep = saved_http, saved_sleep
   if not ok then
     -- Leave no transfer behind for the next run to trip over.
-    for id in pairs(by_transfer) do multi:cancel(id) end
+    for id, co in pairs(by_transfer) do
+      multi:cancel(id)
+      lanes[co] = nil
+    end
     error(failure, 0)
   end
   return results
