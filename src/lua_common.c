@@ -126,3 +126,46 @@ void aud_l_push_rl_state(lua_State *L, const struct aud_rl_state *s, double now)
     set_field(L, "budget_per", s->budget_per, 0);
     set_field(L, "tokens", s->tokens, 0);
 }
+
+/* opts must be nil or a table whose keys are all in names: a misspelt
+ * timeout silently ignored would be a hang waiting to happen. */
+void aud_l_check_opts(lua_State *L, int arg, const char *const *names)
+{
+    if (lua_isnoneornil(L, arg))
+        return;
+    if (!lua_istable(L, arg))
+        luaL_argerror(L, arg, lua_pushfstring(L, "opts must be a table, got %s",
+                                              luaL_typename(L, arg)));
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        int known = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (const char *const *n = names; *n != NULL; n++)
+                known = known || strcmp(lua_tostring(L, -2), *n) == 0;
+        if (!known)
+            luaL_argerror(L, arg,
+                          lua_type(L, -2) == LUA_TSTRING
+                              ? lua_pushfstring(L, "opts: unknown option '%s'",
+                                                lua_tostring(L, -2))
+                              : "opts: option names must be strings");
+        lua_pop(L, 1);
+    }
+}
+
+/* opts[name] as a number in [min, max], or def when absent. */
+double aud_l_opt_field(lua_State *L, int arg, const char *name, double def,
+                       double min, double max, int integer, const char *what)
+{
+    if (lua_isnoneornil(L, arg))
+        return def;
+    lua_getfield(L, arg, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return def;
+    }
+    double v = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;
+    if (!(v >= min && v <= max) || (integer && v != floor(v)))
+        luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be %s", name, what));
+    lua_pop(L, 1);
+    return v;
+}

@@ -26,6 +26,14 @@ long long aud_l_check_integer(lua_State *L, int arg);
  * names it: "bad argument #2 to 'f' (secret must be a string, got nil)". */
 const char *aud_l_check_string(lua_State *L, int arg, const char *name,
                                size_t *len);
+/* opts at arg must be nil or a table whose keys are all in names (a NULL-
+ * terminated list): a misspelt timeout silently ignored would be a hang
+ * waiting to happen. */
+void aud_l_check_opts(lua_State *L, int arg, const char *const *names);
+/* opts[name] as a number in [min, max] (whole when integer is set), or def
+ * when opts or the field is absent; raises "opts.NAME must be WHAT". */
+double aud_l_opt_field(lua_State *L, int arg, const char *name, double def,
+                       double min, double max, int integer, const char *what);
 /* Raises err, a message from crypto.c that never holds key material. */
 int aud_l_crypto_fail(lua_State *L, const char *err);
 

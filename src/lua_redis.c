@@ -215,47 +215,20 @@ static struct lquota *check_quota(lua_State *L)
     return u;
 }
 
-/* The same options as core.limiter_redis (lua_store.c). */
-static double opt_seconds(lua_State *L, int arg, const char *name, double def, double min,
-                          double max, int integer, const char *what)
-{
-    if (lua_isnoneornil(L, arg))
-        return def;
-    lua_getfield(L, arg, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    double v = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;
-    if (!(v >= min && v <= max) || (integer && v != floor(v)))
-        luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be %s", name, what));
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_quota_new(lua_State *L)
 {
     size_t ulen, alen;
     const char *url = aud_l_check_string(L, 1, "url", &ulen);
     const char *account = aud_l_check_string(L, 2, "account", &alen);
-    if (!lua_isnoneornil(L, 3)) {
-        luaL_checktype(L, 3, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 3) != 0) {
-            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-            if (strcmp(k, "connect_timeout") != 0 && strcmp(k, "timeout") != 0 &&
-                strcmp(k, "ttl") != 0)
-                luaL_argerror(L, 3, "opts: known options are connect_timeout, timeout, ttl");
-            lua_pop(L, 1);
-        }
-    }
+    static const char *const names[] = {"connect_timeout", "timeout", "ttl", NULL};
+    aud_l_check_opts(L, 3, names);
     struct aud_redis_options o;
     aud_redis_options_default(&o);
-    o.connect_timeout = opt_seconds(L, 3, "connect_timeout", o.connect_timeout, 1e-3, 3600, 0,
+    o.connect_timeout = aud_l_opt_field(L, 3, "connect_timeout", o.connect_timeout, 1e-3, 3600, 0,
                                     "a number of seconds in [0.001, 3600]");
-    o.timeout = opt_seconds(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
+    o.timeout = aud_l_opt_field(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
                             "a number of seconds in [0.001, 3600]");
-    o.ttl = (long)opt_seconds(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
+    o.ttl = (long)aud_l_opt_field(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
                               "a whole number of seconds >= 1");
     struct lquota *u = aud_newuserdata(L, sizeof *u);
     u->store = NULL;
@@ -358,17 +331,11 @@ static int l_quota_setup(lua_State *L)
     struct lrun *r = new_run(L, RUN_SETUP);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    if (t->password != NULL) {
-        const char *argv[3] = {"AUTH", NULL, NULL};
-        size_t lens[3] = {4, 0, 0};
-        int argc = 1;
-        if (t->user != NULL) {
-            argv[argc] = t->user;
-            lens[argc++] = t->user_len;
-        }
-        argv[argc] = t->password;
-        lens[argc++] = t->password_len;
-        add_command(L, &b, argc, argv, lens);
+    const char *auth[3];
+    size_t auth_lens[3];
+    int argc = aud_redis_auth_args(t, auth, auth_lens);
+    if (argc > 0) {
+        add_command(L, &b, argc, auth, auth_lens);
         r->setup_names[r->setup_left++] = "AUTH";
     }
     if (t->db != 0) {

@@ -214,49 +214,6 @@ static int l_limiter(lua_State *L)
     return 1;
 }
 
-/* opts must be nil or a table whose keys are all in names: a misspelt
- * timeout silently ignored would be a hang waiting to happen. */
-static void check_opts(lua_State *L, int arg, const char *const *names)
-{
-    if (lua_isnoneornil(L, arg))
-        return;
-    if (!lua_istable(L, arg))
-        luaL_argerror(L, arg, lua_pushfstring(L, "opts must be a table, got %s",
-                                              luaL_typename(L, arg)));
-    lua_pushnil(L);
-    while (lua_next(L, arg) != 0) {
-        int known = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *n = names; *n != NULL; n++)
-                known = known || strcmp(lua_tostring(L, -2), *n) == 0;
-        if (!known)
-            luaL_argerror(L, arg,
-                          lua_type(L, -2) == LUA_TSTRING
-                              ? lua_pushfstring(L, "opts: unknown option '%s'",
-                                                lua_tostring(L, -2))
-                              : "opts: option names must be strings");
-        lua_pop(L, 1);
-    }
-}
-
-/* opts[name] as a number in [min, max], or def when absent. */
-static double opt_field(lua_State *L, int arg, const char *name, double def,
-                        double min, double max, int integer, const char *what)
-{
-    if (lua_isnoneornil(L, arg))
-        return def;
-    lua_getfield(L, arg, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    double v = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;
-    if (!(v >= min && v <= max) || (integer && v != floor(v)))
-        luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be %s", name, what));
-    lua_pop(L, 1);
-    return v;
-}
-
 static int file_run(void *impl, struct aud_rl_step *st, struct aud_rl_state *out,
                     char *err, size_t errlen)
 {
@@ -279,8 +236,8 @@ static int l_limiter_file(lua_State *L)
     const char *account = aud_l_check_string(L, 2, "account", &alen);
     if (plen == 0 || memchr(path, '\0', plen) != NULL)
         luaL_argerror(L, 1, "path must be a non-empty string without NUL bytes");
-    check_opts(L, 3, names);
-    double lock_timeout = opt_field(L, 3, "lock_timeout", AUD_FILE_LOCK_TIMEOUT,
+    aud_l_check_opts(L, 3, names);
+    double lock_timeout = aud_l_opt_field(L, 3, "lock_timeout", AUD_FILE_LOCK_TIMEOUT,
                                     0, 3600, 0, "a number of seconds in [0, 3600]");
     struct lstore *u = new_store(L, FILE_MT, file_run, file_close);
     char err[ERR_LEN];
@@ -313,14 +270,14 @@ static int l_limiter_redis(lua_State *L)
     size_t ulen, alen;
     const char *url = aud_l_check_string(L, 1, "url", &ulen);
     const char *account = aud_l_check_string(L, 2, "account", &alen);
-    check_opts(L, 3, names);
+    aud_l_check_opts(L, 3, names);
     struct aud_redis_options o;
     aud_redis_options_default(&o);
-    o.connect_timeout = opt_field(L, 3, "connect_timeout", o.connect_timeout,
+    o.connect_timeout = aud_l_opt_field(L, 3, "connect_timeout", o.connect_timeout,
                                   1e-3, 3600, 0, "a number of seconds in [0.001, 3600]");
-    o.timeout = opt_field(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
+    o.timeout = aud_l_opt_field(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
                           "a number of seconds in [0.001, 3600]");
-    o.ttl = (long)opt_field(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
+    o.ttl = (long)aud_l_opt_field(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
                             "a whole number of seconds >= 1");
     struct lstore *u = new_store(L, REDIS_MT, redis_run, redis_close);
     char err[ERR_LEN];

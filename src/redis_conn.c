@@ -151,6 +151,23 @@ static int setup(redisContext *c, const struct aud_redis_target *t, int argc,
     return ok ? 0 : -1;
 }
 
+int aud_redis_auth_args(const struct aud_redis_target *t, const char *argv[3],
+                        size_t lens[3])
+{
+    if (t->password == NULL)
+        return 0;
+    int argc = 0;
+    argv[argc] = "AUTH";
+    lens[argc++] = 4;
+    if (t->user != NULL) {
+        argv[argc] = t->user;
+        lens[argc++] = t->user_len;
+    }
+    argv[argc] = t->password;
+    lens[argc++] = t->password_len;
+    return argc;
+}
+
 redisContext *aud_redis_connect(const struct aud_redis_target *t,
                                 double deadline, char *err, size_t errlen)
 {
@@ -172,17 +189,11 @@ redisContext *aud_redis_connect(const struct aud_redis_target *t,
         redisFree(c);
         return NULL;
     }
-    if (t->password != NULL) {
-        const char *argv[3] = {"AUTH", NULL, NULL};
-        size_t lens[3] = {4, 0, 0};
-        int argc = 1;
-        if (t->user != NULL) {
-            argv[argc] = t->user;
-            lens[argc++] = t->user_len;
-        }
-        argv[argc] = t->password;
-        lens[argc++] = t->password_len;
-        if (setup(c, t, argc, argv, lens, deadline, err, errlen) != 0) {
+    const char *auth[3];
+    size_t auth_lens[3];
+    int argc = aud_redis_auth_args(t, auth, auth_lens);
+    if (argc > 0) {
+        if (setup(c, t, argc, auth, auth_lens, deadline, err, errlen) != 0) {
             redisFree(c);
             return NULL;
         }

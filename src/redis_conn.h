@@ -21,6 +21,11 @@ struct aud_redis_target {
     double timeout; /* for messages: the deadline's length */
 };
 
+/* The AUTH command of t (AUTH [user] password) into argv/lens; returns its
+ * argument count, or 0 when t has no password. */
+int aud_redis_auth_args(const struct aud_redis_target *t, const char *argv[3],
+                        size_t lens[3]);
+
 /* deadline is on the monotonic clock (clock.h). A connected, authenticated
  * context with the database selected, or NULL with "redis: ..." in err. */
 redisContext *aud_redis_connect(const struct aud_redis_target *t,
