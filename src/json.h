@@ -21,7 +21,7 @@
  *   NUL byte is an error (cjson, which scans up to a NUL, refuses it too;
  *   outside strings cjson would silently ignore what follows a NUL, this
  *   parser refuses it as text after the value).
- *   Escapes are the eight of RFC 8259 and \uXXXX, written as UTF-8; a
+ *   Escapes are the eight of RFC 8259 and \u with four hex digits, written as UTF-8; a
  *   surrogate pair is one code point, and a lone or reversed surrogate is
  *   an error, as in cjson. "\u0000" gives a NUL byte.
  * - Whitespace is space, tab, LF and CR. One value of any type may stand
