@@ -342,6 +342,19 @@ static enum aud_http1_result take_body(struct aud_http1 *p, const char **data,
     return AUD_HTTP1_MORE;
 }
 
+/* What is at hand of the body bytes the framing still owes. */
+static enum aud_http1_result take_remaining(struct aud_http1 *p, const char **data,
+                                            size_t *len)
+{
+    size_t take = *len;
+    if ((uint64_t)take > p->remaining)
+        take = (size_t)p->remaining;
+    if (take_body(p, data, len, take) == AUD_HTTP1_ERROR)
+        return AUD_HTTP1_ERROR;
+    p->remaining -= take;
+    return AUD_HTTP1_MORE;
+}
+
 /* One line of a head (status, header or trailer). */
 static enum aud_http1_result head_line(struct aud_http1 *p, const char *s,
                                        size_t n)
@@ -394,12 +407,8 @@ static enum aud_http1_result step(struct aud_http1 *p, const char **data,
         p->line.len = 0;
         return r;
     case S_LENGTH: {
-        size_t take = *len;
-        if ((uint64_t)take > p->remaining)
-            take = (size_t)p->remaining;
-        if (take_body(p, data, len, take) == AUD_HTTP1_ERROR)
+        if (take_remaining(p, data, len) == AUD_HTTP1_ERROR)
             return AUD_HTTP1_ERROR;
-        p->remaining -= take;
         return p->remaining == 0 ? done(p) : AUD_HTTP1_MORE;
     }
     case S_CHUNK_SIZE:
@@ -440,12 +449,8 @@ static enum aud_http1_result step(struct aud_http1 *p, const char **data,
         p->state = S_CHUNK_DATA;
         return AUD_HTTP1_MORE;
     case S_CHUNK_DATA: {
-        size_t take = *len;
-        if ((uint64_t)take > p->remaining)
-            take = (size_t)p->remaining;
-        if (take_body(p, data, len, take) == AUD_HTTP1_ERROR)
+        if (take_remaining(p, data, len) == AUD_HTTP1_ERROR)
             return AUD_HTTP1_ERROR;
-        p->remaining -= take;
         if (p->remaining == 0)
             p->state = S_CHUNK_END;
         return AUD_HTTP1_MORE;

@@ -371,6 +371,23 @@ static int enter(struct parser *ps)
     return 0;
 }
 
+/* After a member of a container: 1 after a ',' (another member follows),
+ * 0 after the closing byte, -1 (failed) on anything else. */
+static int next_member(struct parser *ps, char close, const char *expected)
+{
+    skip_space(ps);
+    if (ps->p < ps->end && *ps->p == ',') {
+        ps->p++;
+        skip_space(ps);
+        return 1;
+    }
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    return fail(ps, ps->p, expected);
+}
+
 static int parse_object(struct parser *ps)
 {
     const char *open = ps->p;
@@ -400,17 +417,11 @@ static int parse_object(struct parser *ps)
             if (parse_value(ps) != 0)
                 return -1;
             n++;
-            skip_space(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                skip_space(ps);
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == '}') {
-                ps->p++;
+            int more = next_member(ps, '}', "',' or '}' expected in an object");
+            if (more < 0)
+                return -1;
+            if (!more)
                 break;
-            }
-            return fail(ps, ps->p, "',' or '}' expected in an object");
         }
     }
     ps->depth--;
@@ -434,17 +445,11 @@ static int parse_array(struct parser *ps)
             if (parse_value(ps) != 0)
                 return -1;
             n++;
-            skip_space(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                skip_space(ps);
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
+            int more = next_member(ps, ']', "',' or ']' expected in an array");
+            if (more < 0)
+                return -1;
+            if (!more)
                 break;
-            }
-            return fail(ps, ps->p, "',' or ']' expected in an array");
         }
     }
     ps->depth--;
