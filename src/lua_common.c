@@ -48,6 +48,21 @@ long long aud_l_check_integer(lua_State *L, int arg)
 #endif
 }
 
+long long aud_l_check_integer_named(lua_State *L, int arg, const char *name)
+{
+    if (lua_type(L, arg) != LUA_TNUMBER)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer, got %s", name,
+                                              luaL_typename(L, arg)));
+#if AUD_LUA54
+    if (lua_isinteger(L, arg))
+        return (long long)lua_tointeger(L, arg);
+#endif
+    double d = (double)lua_tonumber(L, arg);
+    if (d != floor(d) || fabs(d) >= 9223372036854775808.0)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer", name));
+    return (long long)d;
+}
+
 int aud_l_crypto_fail(lua_State *L, const char *err)
 {
     return luaL_error(L, "%s", err);

@@ -22,6 +22,9 @@ double aud_l_opt_now(lua_State *L, int arg);
 /* Rejects non-integral numbers on LuaJIT too, where luaL_checkinteger
  * would truncate them. */
 long long aud_l_check_integer(lua_State *L, int arg);
+/* An integer, without string coercion, for the argument called name:
+ * "NAME must be an integer, got string". */
+long long aud_l_check_integer_named(lua_State *L, int arg, const char *name);
 /* A string (no number coercion) for the argument called name; the message
  * names it: "bad argument #2 to 'f' (secret must be a string, got nil)". */
 const char *aud_l_check_string(lua_State *L, int arg, const char *name,

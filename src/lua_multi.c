@@ -63,17 +63,7 @@ static struct aud_multi *check_multi(lua_State *L)
 /* lua_Integer is 64-bit on 5.4 and on 64-bit LuaJIT, so ids round-trip. */
 static long long check_id(lua_State *L, int arg)
 {
-    if (lua_type(L, arg) != LUA_TNUMBER)
-        luaL_argerror(L, arg, lua_pushfstring(L, "id must be an integer, got %s",
-                                              luaL_typename(L, arg)));
-#if AUD_LUA54
-    if (lua_isinteger(L, arg))
-        return (long long)lua_tointeger(L, arg);
-#endif
-    double d = (double)lua_tonumber(L, arg);
-    if (d != floor(d) || fabs(d) >= 9223372036854775808.0)
-        luaL_argerror(L, arg, "id must be an integer");
-    return (long long)d;
+    return aud_l_check_integer_named(L, arg, "id");
 }
 
 static int l_multi_add(lua_State *L)

@@ -54,19 +54,8 @@ static struct lcodec *check_codec(lua_State *L)
 
 static size_t limit_field(lua_State *L, int arg, const char *name, size_t def)
 {
-    if (lua_isnoneornil(L, arg))
-        return def;
-    lua_getfield(L, arg, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    double v = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;
-    if (!(v >= 1 && v <= 1073741824.0) || v != floor(v))
-        luaL_argerror(L, arg, lua_pushfstring(L, "limits.%s must be a whole number "
-                                                 "in [1, 2^30]", name));
-    lua_pop(L, 1);
-    return (size_t)v;
+    return (size_t)aud_l_opt_field(L, arg, name, (double)def, 1, 1073741824.0, 1,
+                                   "a whole number in [1, 2^30]");
 }
 
 static int l_codec_new(lua_State *L)
@@ -225,11 +214,11 @@ static int l_quota_new(lua_State *L)
     struct aud_redis_options o;
     aud_redis_options_default(&o);
     o.connect_timeout = aud_l_opt_field(L, 3, "connect_timeout", o.connect_timeout, 1e-3, 3600, 0,
-                                    "a number of seconds in [0.001, 3600]");
+                                        "a number of seconds in [0.001, 3600]");
     o.timeout = aud_l_opt_field(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
-                            "a number of seconds in [0.001, 3600]");
+                                "a number of seconds in [0.001, 3600]");
     o.ttl = (long)aud_l_opt_field(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
-                              "a whole number of seconds >= 1");
+                                  "a whole number of seconds >= 1");
     struct lquota *u = aud_newuserdata(L, sizeof *u);
     u->store = NULL;
     luaL_setmetatable(L, QUOTA_MT);

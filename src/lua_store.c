@@ -238,7 +238,7 @@ static int l_limiter_file(lua_State *L)
         luaL_argerror(L, 1, "path must be a non-empty string without NUL bytes");
     aud_l_check_opts(L, 3, names);
     double lock_timeout = aud_l_opt_field(L, 3, "lock_timeout", AUD_FILE_LOCK_TIMEOUT,
-                                    0, 3600, 0, "a number of seconds in [0, 3600]");
+                                          0, 3600, 0, "a number of seconds in [0, 3600]");
     struct lstore *u = new_store(L, FILE_MT, file_run, file_close);
     char err[ERR_LEN];
     u->impl = aud_file_store_open(path, account, alen, lock_timeout, err, sizeof err);
@@ -274,11 +274,11 @@ static int l_limiter_redis(lua_State *L)
     struct aud_redis_options o;
     aud_redis_options_default(&o);
     o.connect_timeout = aud_l_opt_field(L, 3, "connect_timeout", o.connect_timeout,
-                                  1e-3, 3600, 0, "a number of seconds in [0.001, 3600]");
+                                        1e-3, 3600, 0, "a number of seconds in [0.001, 3600]");
     o.timeout = aud_l_opt_field(L, 3, "timeout", o.timeout, 1e-3, 3600, 0,
-                          "a number of seconds in [0.001, 3600]");
+                                "a number of seconds in [0.001, 3600]");
     o.ttl = (long)aud_l_opt_field(L, 3, "ttl", (double)o.ttl, 1, 2147483647.0, 1,
-                            "a whole number of seconds >= 1");
+                                  "a whole number of seconds >= 1");
     struct lstore *u = new_store(L, REDIS_MT, redis_run, redis_close);
     char err[ERR_LEN];
     u->impl = aud_redis_store_new(url, ulen, account, alen, &o, err, sizeof err);

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "encoding.h"
 #include "redis_cas.h"
 #include "redis_conn.h"
 #include "store.h"
@@ -41,17 +42,6 @@ void aud_redis_options_default(struct aud_redis_options *o)
 
 /* ---- URL ---------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into a new NUL-terminated string; NULL on a bad
  * escape or no memory (*oom tells which). */
 static char *pct_decode(const char *s, size_t n, size_t *out_len, int *oom)
@@ -66,8 +56,8 @@ static char *pct_decode(const char *s, size_t n, size_t *out_len, int *oom)
             out[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        int hi = i + 2 < n ? aud_hex_value((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < n ? aud_hex_value((unsigned char)s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             free(out);
             return NULL;
