@@ -56,8 +56,10 @@ eq(32, #core.random_hex(16), "random_hex")
 eq("2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", core.sha256_hex("x"), "sha256")
 -- Signatures against digests computed by openssl for the same input.
 local url = "https://api.cmfile.net/v1/api/lists?page=0"
-eq("9ae64da5dbecbe606cde3fda69666a8cde8542f7", core.sign_creamailer(1, "secret", url, "{}", 1700000000), "creamailer v1")
-eq("d773605a165b2edfc4c2209794961f58de861dfdaddcd22436f610eb40f45815", core.sign_creamailer(2, "secret", url, nil, 1700000000), "creamailer v2")
+eq("9ae64da5dbecbe606cde3fda69666a8cde8542f7",
+  core.sign_creamailer(1, "secret", url, "{}", 1700000000), "creamailer v1")
+eq("d773605a165b2edfc4c2209794961f58de861dfdaddcd22436f610eb40f45815",
+  core.sign_creamailer(2, "secret", url, nil, 1700000000), "creamailer v2")
 
 for _, provider in ipairs{ "systeme", "subscribeflow" } do
   local styles = provider == "systeme" and { "hex" } or { "hex", "base64" }
